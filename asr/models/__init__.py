@@ -1,0 +1,42 @@
+"""Models: one interface (:class:`ASRModel`), a registry of named models, family modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from asr.models.base import ASRModel
+from asr.models.registry import MODELS, get_spec
+from asr.models.spec import DecodeOptions, ModelSpec
+
+__all__ = ["MODELS", "ASRModel", "DecodeOptions", "ModelSpec", "get_spec", "load_model", "pick_device"]
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
+    """``auto`` -> bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
+    if dtype != "auto":
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_model(model: str | Path, device: str = "auto", dtype: str = "auto") -> ASRModel:
+    """Load a registered name, Hub id or local directory through its family.
+
+    >>> m = load_model("runs/demo/whisper-base-lora/best", device="cpu")  # doctest: +SKIP
+    """
+    from asr.models.registry import family_class
+    from asr.models.sources import resolve
+
+    spec, path = resolve(str(model))
+    dev = pick_device(device)
+    return family_class(spec.family).load(path, spec, dev, pick_dtype(dev, dtype))

@@ -1,0 +1,57 @@
+"""Registry entries: what the toolkit knows about a named model before loading it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    ``family`` picks the implementation (``whisper``, ``ctc``, ``funasr``);
+    ``hub_id``/``modelscope_id`` say where weights come from; the rest are defaults
+    that configs and the CLI may override.
+    """
+
+    name: str
+    family: str
+    hub_id: str | None = None
+    modelscope_id: str | None = None
+    language: str = "zh"
+    task: str = "transcribe"
+    beam_size: int = 1
+    lora_targets: tuple[str, ...] = ()
+    eval_batch_size: int = 16
+    train_batch_size: int = 8
+    learning_rate: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Decoding settings shared by all families (each family reads what applies to it).
+
+    The hallucination guard caps new tokens at ``max_tokens_per_second * duration +
+    min_new_tokens`` and stops a hypothesis whose tail repeats a pattern
+    ``repeat_limit`` times; its settings are recorded in metrics.json.
+    """
+
+    beam_size: int = 1
+    language: str | None = "zh"
+    task: str = "transcribe"
+    guard: bool = True
+    max_tokens_per_second: float = 12.0
+    min_new_tokens: int = 12
+    repeat_limit: int = 4
+    repeat_max_period: int = 16
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

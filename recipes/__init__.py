@@ -1,0 +1,1 @@
+"""Runnable procedures behind the `asr` CLI and the Makefile."""

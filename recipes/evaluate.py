@@ -1,0 +1,82 @@
+"""``asr evaluate``: transcribe a manifest with one model and score it.
+
+asr evaluate --model whisper-small --manifest runs/demo/data/manifests/test.jsonl --out runs/eval/ws
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from asr.data.manifest import read_manifest
+from asr.errors import ASRError
+from asr.inference import EvalSettings, evaluate, save_run_settings
+from asr.models import load_model
+from asr.models.spec import DecodeOptions
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered name, local checkpoint dir or Hub id")
+    parser.add_argument("--manifest", required=True, type=Path, help="manifest jsonl (from asr prepare)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's registry value")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
+    parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
+    parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
+    parser.add_argument("--max-tokens-per-second", type=float, default=DecodeOptions.max_tokens_per_second)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CER CI")
+    parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int) -> DecodeOptions:
+    return DecodeOptions(
+        beam_size=args.beam_size or spec_beam,
+        language=args.language or spec_language,
+        guard=not args.no_guard,
+        max_tokens_per_second=args.max_tokens_per_second,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    utts = read_manifest(args.manifest)
+    if args.limit is not None:
+        utts = utts[: args.limit]
+    if not utts:
+        raise ASRError(f"{args.manifest}: no utterances")
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    decode = decode_options(args, model.spec.language, model.spec.beam_size)
+    settings = EvalSettings(
+        batch_size=args.batch_size or model.spec.eval_batch_size,
+        decode=decode,
+        n_bootstrap=args.bootstrap,
+        progress=not args.no_progress,
+    )
+    save_run_settings(
+        args.out,
+        {
+            "model": str(args.model),
+            "manifest": str(args.manifest.resolve()),
+            "limit": args.limit,
+            "decoding": decode.as_dict(),
+        },
+        resume=args.resume,
+    )
+    metrics = evaluate(
+        model,
+        utts,
+        args.out,
+        settings,
+        resume=args.resume,
+        extra={"model_source": str(args.model), "manifest": str(args.manifest.resolve())},
+    )
+    summary = {k: metrics.get(k) for k in ("model", "cer", "cer_ci95", "ser", "wer", "rtf", "n_utterances")}
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
