@@ -22,12 +22,18 @@ def apply_lora(model: torch.nn.Module, lora: dict[str, Any], default_targets: tu
     from peft import LoraConfig, get_peft_model
 
     cfg = {**LORA_DEFAULTS, **lora}
-    targets = list(cfg.get("targets") or default_targets)
+    targets: str | list[str] = cfg.get("targets") or list(default_targets)
+    if cfg.get("scope", "all") == "decoder":  # leave the encoder untouched (and cacheable)
+        names = "|".join(targets) if isinstance(targets, list) else targets
+        targets = rf".*decoder.*\.({names})"
+    elif not isinstance(targets, str):
+        targets = list(targets)
     config = LoraConfig(
         r=int(cfg["r"]),
         lora_alpha=int(cfg["alpha"]),
         lora_dropout=float(cfg["dropout"]),
         target_modules=targets,
+        modules_to_save=list(cfg.get("modules_to_save") or []) or None,  # e.g. a new CTC lm_head
     )
     return get_peft_model(model, config)
 

@@ -1,0 +1,109 @@
+"""``asr zero-shot``: every registered model (or a chosen list) on one manifest, one metrics row each.
+
+    asr zero-shot --manifest runs/demo/data/manifests/test.jsonl --out runs/zero-shot-test
+
+A model that cannot be loaded (offline, missing extra) gets a row with its error
+and the others still run; rerunning resumes each model's predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+from asr.data.manifest import read_manifest
+from asr.errors import ASRError
+from asr.inference import EvalSettings, evaluate, save_run_settings
+from asr.models import load_model
+from asr.models.registry import MODELS
+from asr.models.spec import DecodeOptions
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = [
+    "model",
+    "cer",
+    "cer_ci95",
+    "substitutions",
+    "deletions",
+    "insertions",
+    "ser",
+    "wer",
+    "rtf",
+    "n_utterances",
+    "error",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), help="names or dirs (default: all eight)"
+    )
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _row(name: str, metrics: dict[str, Any] | None, error: str = "") -> dict[str, Any]:
+    row = {c: (metrics or {}).get(c, "") for c in TABLE_COLUMNS}
+    row.update(model=name, error=error)
+    if metrics:
+        row["cer_ci95"] = "[{:.4f}, {:.4f}]".format(*metrics["cer_ci95"])
+    return row
+
+
+def write_table(out: Path, rows: list[dict[str, Any]]) -> None:
+    with (out / "zero_shot.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| model | CER | 95% CI | S | D | I | SER | RTF |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["error"]:
+            lines.append(f"| {r['model']} | n/a ({r['error'].splitlines()[0][:60]}) | | | | | | |")
+        else:
+            rtf = f"{r['rtf']:.3f}" if isinstance(r["rtf"], float) else ""
+            lines.append(
+                f"| {r['model']} | {r['cer']:.4f} | {r['cer_ci95']} | {r['substitutions']} | "
+                f"{r['deletions']} | {r['insertions']} | {r['ser']:.3f} | {rtf} |"
+            )
+    (out / "zero_shot.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    utts = read_manifest(args.manifest)[: args.limit]
+    rows = []
+    for name in args.models:
+        out = args.out / Path(name).name
+        try:
+            model = load_model(name, device=args.device)
+            decode = DecodeOptions(beam_size=args.beam_size, language=model.spec.language)
+            save_run_settings(
+                out,
+                {
+                    "model": name,
+                    "manifest": str(args.manifest.resolve()),
+                    "limit": args.limit,
+                    "decoding": decode.as_dict(),
+                },
+                resume=True,
+            )
+            settings = EvalSettings(
+                batch_size=model.spec.eval_batch_size, decode=decode, progress=not args.no_progress
+            )
+            metrics = evaluate(model, utts, out, settings, resume=True, extra={"model_source": name})
+            rows.append(_row(name, metrics))
+            del model
+        except ASRError as err:
+            log.error("%s: %s", name, err)
+            rows.append(_row(name, None, str(err)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_table(args.out, rows)
+    print((args.out / "zero_shot.md").read_text(encoding="utf-8"))
+    return 0 if any(not r["error"] for r in rows) else 2
