@@ -1,1 +1,8 @@
-"""export layer of cs-mage-asr."""
+"""Export: a fine-tuning checkpoint as a folder plain transformers (or funasr) loads, with a model card.
+
+- :mod:`asr.export.merge`: checkpoint checks, LoRA merge (``export_merged``), adapter-only copy.
+- :mod:`asr.export.card`: ``README.md`` with Hub metadata from the run's records.
+- :mod:`asr.export.hub`: repo-id/token checks, dry-run plan, one-commit push.
+- :mod:`asr.export.ct2`: CTranslate2 conversion for faster-whisper.
+- :mod:`asr.export.run`: all of it behind ``asr export`` (``export(ExportOptions(...))``).
+"""

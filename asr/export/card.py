@@ -1,0 +1,596 @@
+"""The model card (``README.md`` with Hub metadata) of an export, built from the run's records.
+
+A fine-tuning run leaves ``config.yaml``, ``train_log.jsonl``, ``training_curve.png``,
+``metrics_test.json`` and ``summary.json`` next to ``best/``. :class:`RunRecords` reads
+whichever exist; each card section says "not available" for what is missing. The metadata
+is built with huggingface_hub's ``ModelCardData``/``EvalResult``; the test CER goes into
+``model-index`` as a percentage (metric type ``cer``, name ``Test CER (%)``).
+
+>>> records = RunRecords.load(Path("runs/whisper-base-lora"))  # doctest: +SKIP
+>>> card = build_card(CardInfo(spec=get_spec("whisper-base"), mode="merged", lora=True), records)  # doctest: +SKIP
+>>> card.save("runs/whisper-base-lora/export/README.md")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr import __version__
+from asr.models.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+NOT_AVAILABLE = "not available"
+DATASET_ID = "CS-Mage"
+V2_TEST_SIZE = 165
+V2_PROTOCOL = "CS-Mage v2 split (760/160/165)"
+NORMALIZATION = "CS-Mage normalization"
+CURVE_FILE = "training_curve.png"
+RUN_FILES = ("config.yaml", "metrics_test.json", "summary.json")  # copied to the export's run/ folder
+
+# Licence of each registered base model (Hub metadata id, name, link). Whisper: apache-2.0 on the
+# Hub's openai/whisper-* checkpoints (OpenAI's original code and weights release is MIT).
+LICENSES: dict[str, tuple[str, str | None, str | None]] = {
+    "whisper-tiny": ("apache-2.0", None, None),
+    "whisper-base": ("apache-2.0", None, None),
+    "whisper-small": ("apache-2.0", None, None),
+    "whisper-large-v3-turbo": ("apache-2.0", None, None),
+    "whisper-large-v3": ("apache-2.0", None, None),
+    "xlsr-53-zh": ("apache-2.0", None, None),
+    "paraformer-large": (
+        "other",
+        "funasr-model-license",
+        "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE",
+    ),
+    "sensevoice-small": (
+        "other",
+        "funasr-model-license",
+        "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE",
+    ),
+}
+FAMILY_TAGS = {"whisper": "whisper", "ctc": "wav2vec2", "funasr": "funasr"}
+
+DATASET_TERMS = (
+    "CS-Mage is distributed by its authors for **non-commercial research and education only**. "
+    "This model was trained on it and inherits those terms: do not use it commercially. "
+    "The corpus itself is not redistributed here; obtain it from its authors "
+    "(https://github.com/Yaoooyu/CS-Mage)."
+)
+
+
+# --- run records ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunRecords:
+    """What a fine-tuning run left behind; ``None``/empty for files that are missing or unreadable."""
+
+    run_dir: Path | None = None
+    metrics: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    train_log: list[dict[str, Any]] = field(default_factory=list)
+    curve: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, run_dir: Path | None) -> RunRecords:
+        records = cls(run_dir=run_dir)
+        if run_dir is None or not run_dir.is_dir():
+            return records
+        records.metrics = records._json(run_dir / "metrics_test.json")
+        records.summary = records._json(run_dir / "summary.json")
+        records.config = records._yaml(run_dir / "config.yaml")
+        records.train_log = records._jsonl(run_dir / "train_log.jsonl")
+        curve = run_dir / CURVE_FILE
+        records.curve = curve if curve.is_file() and curve.stat().st_size > 0 else None
+        return records
+
+    def _read(self, path: Path) -> str | None:
+        if not path.is_file():
+            return None
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            self._problem(path, err)
+            return None
+
+    def _problem(self, path: Path, err: Any) -> None:
+        log.warning("%s: unreadable, left out of the model card (%s)", path, err)
+        self.problems.append(f"{path.name}: unreadable ({err})")
+
+    def _json(self, path: Path) -> dict[str, Any] | None:
+        text = self._read(path)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            self._problem(path, err)
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _yaml(self, path: Path) -> dict[str, Any] | None:
+        text = self._read(path)
+        if text is None:
+            return None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            self._problem(path, err)
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _jsonl(self, path: Path) -> list[dict[str, Any]]:
+        text = self._read(path) or ""
+        rows = []
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill mid-write
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+    # --- views over summary.json (two layouts: flat, or nested under "test") -----------------
+    def _test_block(self, *names: str) -> dict[str, Any] | None:
+        summary = self.summary or {}
+        for source in (summary, summary.get("test") if isinstance(summary.get("test"), dict) else {}):
+            for name in names:
+                if isinstance(source.get(name), dict):
+                    return source[name]
+        return None
+
+    @property
+    def zero_shot(self) -> dict[str, Any] | None:
+        return self._test_block("zero_shot")
+
+    @property
+    def finetuned(self) -> dict[str, Any] | None:
+        return self._test_block("finetuned", "fine_tuned") or self.metrics
+
+    @property
+    def paired_bootstrap(self) -> dict[str, Any] | None:
+        return self._test_block("paired_bootstrap", "comparison")
+
+    @property
+    def command(self) -> str | None:
+        for source in (self.summary, self.config, (self.summary or {}).get("provenance")):
+            value = (source or {}).get("command")
+            if isinstance(value, list):
+                return " ".join(map(str, value))
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return None
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        summary = self.summary or {}
+        if isinstance(summary.get("hyperparameters"), dict):
+            return dict(summary["hyperparameters"])
+        params: dict[str, Any] = {}
+        config = summary.get("config") if isinstance(summary.get("config"), dict) else self.config
+        params.update(_flatten(config or {}))
+        for key in ("learning_rate", "effective_batch_size", "precision", "max_steps", "global_step"):
+            if key in summary:
+                params.setdefault(key, summary[key])
+        return params
+
+    def validation_points(self) -> list[tuple[int, float]]:
+        points = []
+        for row in self.train_log:
+            value, step = row.get("eval_cer", row.get("validation_cer")), row.get("step")
+            if isinstance(step, int) and _number(value) is not None:
+                points.append((step, float(value)))
+        return points
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple)) and len(value) > 8:
+            flat[name] = f"[{len(value)} items]"
+        else:
+            flat[name] = value
+    return flat
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def pct(value: Any, digits: int = 2) -> str:
+    """A CER fraction as a percentage: ``0.1234`` -> ``12.34%``."""
+    number = _number(value)
+    return NOT_AVAILABLE if number is None else f"{100 * number:.{digits}f}%"
+
+
+def ci_pct(ci: Any) -> str:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_number(v) is not None for v in ci):
+        return f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]"
+    return NOT_AVAILABLE
+
+
+# --- metadata ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CardInfo:
+    """What the card describes: the model, how it was exported, where it will live."""
+
+    spec: ModelSpec
+    mode: str = "merged"  # merged | adapter
+    lora: bool = False
+    repo_id: str | None = None
+    adapter_base: str | None = None
+    ct2_quantization: str | None = None
+    export_command: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        if self.repo_id:
+            return self.repo_id.split("/")[-1]
+        return f"{self.spec.name}-cs-mage"
+
+
+def protocol(metrics: dict[str, Any]) -> tuple[str, bool]:
+    """``(label, is_v2)``: the split and normalization the test CER was measured with."""
+    norm = metrics.get("normalization")
+    extras = [k for k, v in norm.items() if v] if isinstance(norm, dict) else []
+    normalization = NORMALIZATION + (f" + {', '.join(extras)}" if extras else "")
+    n = metrics.get("n_utterances")
+    if n == V2_TEST_SIZE:
+        return f"{V2_PROTOCOL}, {normalization}", True
+    size = f"{n} utterances" if isinstance(n, int) else "unknown size"
+    return f"CS-Mage test split of {size} (not the {V2_TEST_SIZE}-clip v2 test split), {normalization}", False
+
+
+def card_data(info: CardInfo, records: RunRecords) -> Any:
+    """Hub metadata (``ModelCardData``) for the card's YAML header."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    spec = info.spec
+    license_id, license_name, license_link = LICENSES.get(spec.name, ("other", None, None))
+    tags = ["automatic-speech-recognition", FAMILY_TAGS.get(spec.family, spec.family)]
+    if info.lora:
+        tags.append("lora")
+    tags += ["cs-mage-asr", "changsha-dialect", "xiang", "chinese-dialect"]
+    if info.ct2_quantization:
+        tags.append("ctranslate2")
+    eval_results = None
+    metrics = records.metrics or {}
+    cer = _number(metrics.get("cer"))
+    if cer is not None:
+        label, _ = protocol(metrics)
+        eval_results = [
+            EvalResult(
+                task_type="automatic-speech-recognition",
+                task_name="Automatic Speech Recognition",
+                dataset_type=DATASET_ID,
+                dataset_name=f"CS-Mage (Changsha dialect), {label}",
+                dataset_config=label,
+                dataset_split="test",
+                metric_type="cer",
+                metric_name="Test CER (%)",
+                metric_value=round(100 * cer, 2),
+                metric_config=NORMALIZATION,
+            )
+        ]
+    library = {"funasr": "funasr"}.get(spec.family, "peft" if info.mode == "adapter" else "transformers")
+    return ModelCardData(
+        language=["zh"],
+        license=license_id,
+        license_name=license_name,
+        license_link=license_link,
+        base_model=spec.hub_id or None,
+        datasets=[DATASET_ID],
+        tags=tags,
+        library_name=library,
+        pipeline_tag="automatic-speech-recognition",
+        metrics=["cer"],
+        model_name=info.model_name if eval_results else None,  # only model-index uses it
+        eval_results=eval_results,
+    )
+
+
+# --- prose ---------------------------------------------------------------------------------------
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _results_section(records: RunRecords) -> str:
+    metrics = records.metrics
+    if not metrics or _number(metrics.get("cer")) is None:
+        return "## Results\n\nTest metrics: not available (no metrics_test.json in the run folder).\n\n" + (
+            _comparison_section(records)
+        )
+    label, is_v2 = protocol(metrics)
+    rows = [
+        ("CER", pct(metrics.get("cer"))),
+        ("CER 95% CI (bootstrap)", ci_pct(metrics.get("cer_ci95"))),
+        (
+            "substitutions / deletions / insertions",
+            "/".join(str(metrics.get(k, "?")) for k in ("substitutions", "deletions", "insertions")),
+        ),
+        ("SER", pct(metrics.get("ser"))),
+        ("WER (jieba words)", pct(metrics.get("wer"))),
+        ("utterances", metrics.get("n_utterances", NOT_AVAILABLE)),
+    ]
+    text = [
+        "## Results",
+        "",
+        f"Test split: **{label}**. CER is corpus-level (total edits / total reference characters) after "
+        "the CS-Mage normalization; the model-index metric is the same CER as a percentage.",
+        "",
+        _table(("metric", "value"), rows),
+        "",
+    ]
+    if not is_v2:
+        text += [
+            "This is not the official 165-clip v2 test split, so it is not comparable to published results.",
+            "",
+        ]
+    decoding = metrics.get("decoding")
+    if isinstance(decoding, dict):
+        text += [f"Decoding: `{json.dumps(decoding, ensure_ascii=False, sort_keys=True)}`", ""]
+    text.append(_comparison_section(records))
+    return "\n".join(text)
+
+
+def _comparison_section(records: RunRecords) -> str:
+    zero, tuned, paired = records.zero_shot, records.finetuned, records.paired_bootstrap
+    lines = ["### Zero-shot vs fine-tuned", ""]
+    if not zero:
+        return "\n".join(
+            [*lines, "Zero-shot comparison: not available (no summary.json with a zero-shot block).", ""]
+        )
+    rows = [
+        ("zero-shot (base model)", pct(zero.get("cer")), ci_pct(zero.get("cer_ci95"))),
+        ("fine-tuned (this model)", pct((tuned or {}).get("cer")), ci_pct((tuned or {}).get("cer_ci95"))),
+    ]
+    lines += [_table(("system", "test CER", "95% CI"), rows), ""]
+    if paired and _number(paired.get("delta")) is not None:
+        delta = 100 * float(paired["delta"])
+        ci = paired.get("delta_ci95")
+        ci_text = (
+            f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] points"
+            if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_number(v) is not None for v in ci)
+            else NOT_AVAILABLE
+        )
+        p = paired.get("p_delta_ge_0")
+        lines += [
+            f"Paired bootstrap over the same test utterances ({paired.get('n_bootstrap', '?')} resamples): "
+            f"CER change (fine-tuned − zero-shot) **{delta:+.2f} points**, 95% CI {ci_text}; "
+            f"fraction of resamples where fine-tuning did not help (Δ ≥ 0): "
+            f"{p if _number(p) is not None else NOT_AVAILABLE}.",
+            "",
+        ]
+    else:
+        lines += ["Paired bootstrap: not available.", ""]
+    return "\n".join(lines)
+
+
+def _training_section(info: CardInfo, records: RunRecords, has_curve: bool) -> str:
+    summary = records.summary or {}
+    method = summary.get("method") or ("lora" if info.lora else NOT_AVAILABLE)
+    lines = [
+        "## Training",
+        "",
+        f"Base model: `{info.spec.hub_id or info.spec.name}`; method: **{method}**"
+        + (" (LoRA merged into the weights)" if info.lora and info.mode == "merged" else "")
+        + ".",
+        "",
+    ]
+    facts = [
+        ("training utterances", summary.get("train_utterances")),
+        ("training hours", summary.get("train_hours")),
+        ("validation utterances", summary.get("validation_utterances")),
+        ("best step", summary.get("best_step")),
+        (
+            "best validation CER",
+            pct(summary["best_validation_cer"]) if "best_validation_cer" in summary else None,
+        ),
+        ("trainable / total parameters", _params(summary)),
+    ]
+    facts = [(k, v) for k, v in facts if v is not None]
+    if facts:
+        lines += [_table(("", "value"), facts), ""]
+    command = records.command
+    lines += ["Command:", "", f"```bash\n{command}\n```" if command else f"{NOT_AVAILABLE}.", ""]
+    params = records.hyperparameters
+    lines += ["### Hyperparameters", ""]
+    if params:
+        rows = [
+            (f"`{k}`", f"`{json.dumps(v, ensure_ascii=False, default=str)}`")
+            for k, v in sorted(params.items())
+        ]
+        lines += [_table(("name", "value"), rows), ""]
+    else:
+        lines += [f"Hyperparameters: {NOT_AVAILABLE} (no summary.json or config.yaml).", ""]
+    lines += ["### Validation curve", ""]
+    if has_curve:
+        lines += [f"![training loss and validation CER]({CURVE_FILE})", ""]
+    points = records.validation_points()
+    if points:
+        step = max(1, math.ceil(len(points) / 12))
+        shown = points[::step] if points[-1] in points[::step] else [*points[::step], points[-1]]
+        lines += [_table(("step", "validation CER"), [(s, pct(v)) for s, v in shown]), ""]
+    if not has_curve and not points:
+        lines += [f"Validation curve: {NOT_AVAILABLE}.", ""]
+    return "\n".join(lines)
+
+
+def _params(summary: dict[str, Any]) -> str | None:
+    t, n = summary.get("trainable_parameters"), summary.get("total_parameters")
+    if isinstance(t, int) and isinstance(n, int) and n:
+        return f"{t:,} / {n:,} ({100 * t / n:.2f}%)"
+    return None
+
+
+def _usage_section(info: CardInfo) -> str:
+    model_id = info.repo_id or "path/to/export"
+    family = info.spec.family
+    lines = ["## How to use", ""]
+    if info.mode == "adapter":
+        cls = "WhisperForConditionalGeneration" if family == "whisper" else "AutoModelForCTC"
+        lines += [
+            f"This repository holds a LoRA adapter for `{info.adapter_base}`:",
+            "",
+            "```python",
+            "from peft import PeftModel",
+            f"from transformers import {cls}",
+            "",
+            f'base = {cls}.from_pretrained("{info.adapter_base}")',
+            f'model = PeftModel.from_pretrained(base, "{model_id}").merge_and_unload()',
+            "```",
+            "",
+        ]
+    if family == "whisper":
+        lines += [
+            "```python",
+            "from transformers import pipeline",
+            "",
+            f'asr = pipeline("automatic-speech-recognition", model="{model_id}")',
+            'print(asr("clip.wav", generate_kwargs={"language": "zh", "task": "transcribe"})["text"])',
+            "```",
+            "",
+            "The generation config already selects Chinese transcription without timestamps. "
+            "Audio longer than 30 s needs `chunk_length_s=30` in the pipeline.",
+            "",
+        ]
+    elif family == "ctc":
+        lines += [
+            "```python",
+            "from transformers import pipeline",
+            "",
+            f'asr = pipeline("automatic-speech-recognition", model="{model_id}")',
+            'print(asr("clip.wav")["text"])',
+            "```",
+            "",
+            "Greedy CTC decoding over a character vocabulary; no language model.",
+            "",
+        ]
+    elif family == "funasr":
+        lines += [
+            "```python",
+            "from funasr import AutoModel",
+            "",
+            'model = AutoModel(model="path/to/this/folder", disable_update=True)',
+            'print(model.generate(input="clip.wav")[0]["text"])',
+            "```",
+            "",
+            "Download the repository first (`huggingface_hub.snapshot_download`); `model.pt` holds the "
+            "weights funasr reads (a plain state dict of tensors), `model.safetensors` the same weights.",
+            "",
+        ]
+    if info.ct2_quantization:
+        lines += [
+            f"A CTranslate2 copy ({info.ct2_quantization}) for faster-whisper is in `ct2/`:",
+            "",
+            "```python",
+            "from faster_whisper import WhisperModel",
+            "from huggingface_hub import snapshot_download",
+            "",
+            f'path = snapshot_download("{model_id}", allow_patterns=["ct2/*"])',
+            'model = WhisperModel(f"{path}/ct2", compute_type="int8")',
+            'segments, _ = model.transcribe("clip.wav", language="zh", beam_size=1)',
+            "```",
+            "",
+        ]
+    lines += [
+        "The reported CER was measured with cs-mage-asr (`asr evaluate --model <this folder>`), which also "
+        "applies a hallucination guard (a token cap per second of audio and a repetition stop); "
+        "a plain pipeline does not.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _limitations(family: str) -> str:
+    lines = [
+        "## Limitations",
+        "",
+        "- Trained on one small corpus of Changsha-dialect speech (CS-Mage, 1,085 short clips in all): "
+        "expect much higher error rates on other Xiang varieties, other dialects, noisy audio, or "
+        "topics the clips do not cover.",
+        "- Dialect words may lack a standard written form; the corpus's character choices define what "
+        "counts as correct, so CER partly measures agreement with its orthography.",
+        "- The test split is small (165 clips in the v2 protocol), hence the wide confidence intervals.",
+    ]
+    if family == "whisper":
+        lines.append("- Whisper models can hallucinate on silence or long audio; feed single utterances.")
+    lines += ["- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.", ""]
+    return "\n".join(lines)
+
+
+def build_card(info: CardInfo, records: RunRecords, *, has_curve: bool | None = None) -> Any:
+    """The full card (``huggingface_hub.ModelCard``): YAML metadata plus prose."""
+    from huggingface_hub import ModelCard
+
+    has_curve = records.curve is not None if has_curve is None else has_curve
+    data = card_data(info, records)
+    spec = info.spec
+    what = "LoRA adapter" if info.mode == "adapter" else "model"
+    intro = [
+        f"# {info.model_name}",
+        "",
+        f"A speech recognition {what} for the **Changsha dialect** (长沙话, Xiang Chinese), fine-tuned from "
+        f"`{spec.hub_id or spec.name}` on the CS-Mage corpus with the cs-mage-asr toolkit.",
+        "",
+        "## Training data",
+        "",
+        "CS-Mage: 1,085 Changsha-dialect clips (16 kHz mono) with Chinese-character transcripts. "
+        f"Splits follow the {V2_PROTOCOL} protocol (train/validation/test clips) unless the results "
+        "section says otherwise.",
+        "",
+        DATASET_TERMS,
+        "",
+    ]
+    problems = [f"- {p}" for p in records.problems]
+    run_dir = records.run_dir
+    included = [n for n in RUN_FILES if run_dir is not None and (run_dir / n).is_file()]
+    body = [
+        *intro,
+        _results_section(records),
+        _training_section(info, records, has_curve),
+        _usage_section(info),
+        _limitations(spec.family),
+        "## License and terms",
+        "",
+        f"Weights: the base model's license (`{data.license}`"
+        + (f", {data.license_link}" if data.license_link else "")
+        + "). Data terms: "
+        + DATASET_TERMS,
+        "",
+        "## Provenance",
+        "",
+        f"Exported with cs-mage-asr {__version__}"
+        + (f": `{info.export_command}`" if info.export_command else "")
+        + ". Run records included under `run/`: "
+        + (", ".join(included) if included else "none")
+        + ".",
+        "",
+        *(["Left out of this card:", "", *problems, ""] if problems else []),
+    ]
+    content = f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
+    return ModelCard(content)

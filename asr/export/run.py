@@ -1,0 +1,190 @@
+"""``asr export`` as a function: checkpoint -> folder (weights, processor, card, run records) -> Hub.
+
+The folder is built next to ``out`` and moved into place when complete, so ``out`` holds
+either the previous export or the new one, never half of one. A previous export (it has
+``export_info.json``) is replaced; any other non-empty ``out`` is refused.
+
+>>> result = export(ExportOptions(Path("runs/w/best"), Path("runs/w/export"), push_to_hub="me/w"))  # doctest: +SKIP
+>>> result.commit_url  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asr.export import hub
+from asr.export.card import CURVE_FILE, RUN_FILES, CardInfo, RunRecords, build_card
+from asr.export.ct2 import QUANTIZATIONS, export_ct2
+from asr.export.errors import ExportError
+from asr.export.merge import (
+    Checkpoint,
+    check_no_pickles,
+    export_adapter,
+    export_merged,
+    inspect_checkpoint,
+)
+from asr.runinfo import git_commit, write_json
+
+log = logging.getLogger(__name__)
+
+EXPORT_INFO = "export_info.json"
+MODES = ("merged", "adapter")
+
+
+@dataclass
+class ExportOptions:
+    """What ``asr export`` was asked to do (see ``recipes/export.py`` for the flags)."""
+
+    checkpoint: Path
+    out: Path
+    mode: str = "merged"
+    run_dir: Path | None = None  # default: the checkpoint's parent
+    push_to_hub: str | None = None
+    private: bool = False
+    ct2: bool = False
+    quantization: str = "float16"
+    dry_run: bool = False
+    command: str | None = None  # recorded in the card
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[hub.UploadFile] = field(default_factory=list)
+    merged_lora: bool = False
+    commit_url: str | None = None
+    plan: str | None = None  # the dry-run report
+
+
+def _check_paths(ckpt: Checkpoint, out: Path) -> None:
+    out_abs, ck = out.resolve(), ckpt.path.resolve()
+    if out_abs == ck or ck.is_relative_to(out_abs) or out_abs.is_relative_to(ck):
+        raise ExportError(f"--out {out} overlaps the checkpoint {ckpt.path}; choose another folder")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_INFO).is_file():
+        raise ExportError(
+            f"--out {out} is not empty and holds no previous export ({EXPORT_INFO}); "
+            "refusing to replace it: choose an empty or new folder"
+        )
+
+
+def _copy_run_records(records: RunRecords, staging: Path) -> bool:
+    """training_curve.png at the top (the card embeds it); config/metrics/summary under run/."""
+    if records.run_dir is None:
+        return False
+    if records.curve is not None:
+        shutil.copyfile(records.curve, staging / CURVE_FILE)
+    for name in RUN_FILES:
+        src = records.run_dir / name
+        if src.is_file():
+            (staging / "run").mkdir(exist_ok=True)
+            shutil.copyfile(src, staging / "run" / name)
+    return records.curve is not None
+
+
+def _merged_copy_for_ct2(ckpt: Checkpoint, staging: Path, quantization: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="asr-export-ct2-") as tmp:
+        export_merged(ckpt, Path(tmp) / "merged")
+        export_ct2(Path(tmp) / "merged", staging / "ct2", quantization)
+
+
+def _replace(staging: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(options: ExportOptions) -> ExportResult:
+    """Export a checkpoint; push it when ``push_to_hub`` is set (only list it with ``dry_run``)."""
+    if options.mode not in MODES:
+        raise ExportError(f"unknown export mode {options.mode!r} ({', '.join(MODES)})")
+    if options.quantization not in QUANTIZATIONS:
+        raise ExportError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}")
+    token = None
+    if options.push_to_hub:
+        hub.validate_repo_id(options.push_to_hub)  # before any work or network call
+        if not options.dry_run:
+            token = hub.resolve_token()
+    ckpt = inspect_checkpoint(options.checkpoint)
+    if options.ct2 and ckpt.family != "whisper":
+        raise ExportError(f"--ct2 supports Whisper checkpoints only; {ckpt.path} is a {ckpt.family} model")
+    if options.mode == "adapter" and not ckpt.adapter:
+        raise ExportError(
+            f"{ckpt.path} holds full weights, not a LoRA adapter; drop --adapter-only to export them"
+        )
+    out = Path(options.out).expanduser()
+    _check_paths(ckpt, out)
+    run_dir = Path(options.run_dir).expanduser() if options.run_dir else ckpt.path.parent
+    if options.run_dir and not run_dir.is_dir():
+        raise ExportError(f"--run-dir {run_dir}: no such folder")
+    records = RunRecords.load(run_dir)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    adapter_base, merged = None, False
+    try:
+        if options.mode == "adapter":
+            adapter_base = export_adapter(ckpt, staging)
+        else:
+            merged = export_merged(ckpt, staging)
+        if options.ct2:
+            if options.mode == "adapter":
+                _merged_copy_for_ct2(ckpt, staging, options.quantization)
+            else:
+                export_ct2(staging, staging / "ct2", options.quantization)
+        has_curve = _copy_run_records(records, staging)
+        info = CardInfo(
+            spec=ckpt.spec,
+            mode=options.mode,
+            lora=ckpt.adapter,
+            repo_id=options.push_to_hub,
+            adapter_base=adapter_base,
+            ct2_quantization=options.quantization if options.ct2 else None,
+            export_command=options.command,
+        )
+        build_card(info, records, has_curve=has_curve).save(staging / "README.md")
+        write_json(
+            staging / EXPORT_INFO,
+            {
+                "toolkit": "cs-mage-asr",
+                "git_commit": git_commit(),
+                "model": ckpt.spec.name,
+                "family": ckpt.family,
+                "base_model": ckpt.spec.hub_id,
+                "mode": options.mode,
+                "lora": ckpt.adapter,
+                "lora_merged": merged,
+                "adapter_base": adapter_base,
+                "ct2_quantization": info.ct2_quantization,
+            },
+        )
+        check_no_pickles(staging)
+        _replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("exported %s -> %s", ckpt.path, out)
+
+    result = ExportResult(out=out, files=hub.upload_plan(out), merged_lora=merged)
+    if options.push_to_hub:
+        if options.dry_run:
+            from huggingface_hub import get_token
+
+            result.plan = hub.describe_plan(
+                result.files, options.push_to_hub, options.private, bool(get_token())
+            )
+        else:
+            assert token is not None
+            result.commit_url = hub.push_folder(
+                out, options.push_to_hub, token=token, private=options.private
+            )
+    return result
