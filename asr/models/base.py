@@ -54,6 +54,13 @@ class ASRModel(ABC):
         """What was actually used to decode, for metrics.json."""
         return options.as_dict()
 
+    def set_backend(self, backend: str) -> None:
+        """Choose the decoding engine; families other than Whisper have only ``torch``."""
+        if backend != "torch":
+            from asr.errors import ConfigError
+
+            raise ConfigError(f"the {self.family} family has no {backend!r} backend (only torch)")
+
     def clean_prediction(self, text: str) -> str:
         """Family-specific cleanup before scoring (e.g. strip SenseVoice tags)."""
         return text.strip()
@@ -75,6 +82,25 @@ class ASRModel(ABC):
     @abstractmethod
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward pass returning the scalar training loss."""
+
+    def enable_spec_augment(
+        self, mask_time_prob: float = 0.05, mask_feature_prob: float = 0.0, **kw: Any
+    ) -> bool:
+        """Turn on the module's SpecAugment (transformers ``apply_spec_augment`` configs); False if it has none.
+
+        Extra keywords (e.g. ``mask_time_length``) are set when the config has them.
+        """
+        module = self.module
+        base = module.get_base_model() if hasattr(module, "get_base_model") else module
+        config = getattr(base, "config", None)
+        if config is None or not hasattr(config, "apply_spec_augment"):
+            return False
+        config.apply_spec_augment = True
+        settings = {"mask_time_prob": mask_time_prob, "mask_feature_prob": mask_feature_prob, **kw}
+        for key, value in settings.items():
+            if hasattr(config, key):
+                setattr(config, key, value)
+        return True
 
     def unknown_characters(self, texts: list[str]) -> dict[str, int]:
         """Characters the model cannot emit (CTC vocabularies); empty for open vocabularies."""

@@ -59,6 +59,11 @@ def load_with_adapter(path: Path, model_cls: Any, dtype: torch.dtype) -> tuple[t
 def save_model_dir(model: torch.nn.Module, out_dir: Path, family: str, spec: ModelSpec) -> None:
     """Save weights as safetensors (adapter only for LoRA models) plus the family marker."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    if hasattr(model, "peft_config"):
+        # Embeddings are never LoRA targets here; peft's "auto" probe breaks on models without
+        # input embeddings (wav2vec2). Trained heads are saved through modules_to_save.
+        model.save_pretrained(out_dir, safe_serialization=True, save_embedding_layers=False)
+    else:
+        model.save_pretrained(out_dir, safe_serialization=True)
     marker = {"family": family, "name": spec.name, "adapter": (out_dir / "adapter_config.json").is_file()}
     (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2), encoding="utf-8")

@@ -65,7 +65,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="paraformer-large",
             family="funasr",
-            hub_id="funasr/paraformer-zh",
+            hub_id=None,  # the Hub's funasr/paraformer-zh is SeACo-Paraformer, a different model
             modelscope_id="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
             lora_targets=_SANM_LORA,
             eval_batch_size=32,
