@@ -168,9 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     model = load_model(str(hf_dir), device="cpu")
-    settings = EvalSettings(batch_size=args.batch_size, decode=DecodeOptions(), progress=False)
 
-    def run_ours(backend: str) -> Callable[[], list[str]]:
+    def run_ours(backend: str, context: str = "full") -> Callable[[], list[str]]:
+        settings = EvalSettings(
+            batch_size=args.batch_size, decode=DecodeOptions(audio_context=context), progress=False
+        )
+
         def go() -> list[str]:
             model.set_backend(backend)
             out = Path(tempfile.mkdtemp(prefix=f"bench-{backend}-"))

@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["torch", "ct2"],
         help="ct2: CTranslate2 decoding (Whisper; int8 on CPU, float16 on GPU)",
     )
+    parser.add_argument(
+        "--audio-context",
+        default="full",
+        choices=["full", "auto"],
+        help="auto (ct2 backend): encode the batch's longest clip + 1 s instead of 30 s",
+    )
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
@@ -49,6 +55,7 @@ def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int)
         language=args.language or spec_language,
         guard=not args.no_guard,
         max_tokens_per_second=args.max_tokens_per_second,
+        audio_context=args.audio_context,
     )
 
 

@@ -52,6 +52,7 @@ class DecodeOptions:
     min_new_tokens: int = 12
     repeat_limit: int = 4
     repeat_max_period: int = 16
+    audio_context: str = "full"  # "auto": encode only the batch's longest clip + 1 s (ct2 backend)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

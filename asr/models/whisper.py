@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,22 @@ def _generation_config(path: Path, model: WhisperForConditionalGeneration) -> Ge
 
     log.info("%s lacks a Whisper generation config; building it offline", path)
     return whisper_generation_config(model.config)
+
+
+FULL_CONTEXT_FRAMES = 3000  # 30 s of 10 ms log-mel frames
+
+
+def audio_context_frames(durations: list[float], audio_context: str) -> int:
+    """Log-mel frames the encoder sees: 30 s ("full", Whisper's training setup) or, with "auto",
+    the batch's longest clip + 1 s (at least 5 s), which cuts encoder work for short clips."""
+    if audio_context == "full":
+        return FULL_CONTEXT_FRAMES
+    if audio_context != "auto":
+        from asr.errors import ConfigError
+
+        raise ConfigError(f"audio_context must be full or auto, not {audio_context!r}")
+    frames = math.ceil((max(durations) + 1.0) * 100)
+    return min(FULL_CONTEXT_FRAMES, max(500, frames + frames % 2))
 
 
 class WhisperASR(ASRModel):
@@ -138,12 +155,23 @@ class WhisperASR(ASRModel):
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         if self._ct2 is not None:
             feats = self.processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="np")
+            frames = audio_context_frames(durations, options.audio_context)
             seqs = self._ct2.generate(
-                feats.input_features, self._prompt(options), options, durations, self.max_new_tokens()
+                feats.input_features[:, :, :frames],
+                self._prompt(options),
+                options,
+                durations,
+                self.max_new_tokens(),
             )
             return [
                 self.processor.tokenizer.decode(self._text_tokens(s), skip_special_tokens=True) for s in seqs
             ]
+        if options.audio_context != "full":
+            from asr.errors import ConfigError
+
+            raise ConfigError(
+                "audio_context=auto needs the ct2 backend (transformers' encoder takes 30 s only)"
+            )
         gen_kwargs: dict[str, Any] = {
             "task": options.task,
             "return_timestamps": False,
