@@ -194,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
             utts,
             audio_seconds,
         ),
+        timed(
+            f"(c) asr evaluate --backend ct2 int8 --audio-context auto, batch {args.batch_size}",
+            run_ours("ct2", "auto"),
+            utts,
+            audio_seconds,
+        ),
     ]
     base = rows[0]["utt_per_s"]
     lines = [
