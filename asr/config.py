@@ -1,0 +1,320 @@
+"""Typed configs: a dataclass, a YAML file and ``key=value`` overrides (torchtune style).
+
+Values are coerced to the field annotations (``int``, ``float``, ``bool``, ``str``,
+``Literal``, ``X | None``, ``list[X]``, ``dict``, nested dataclasses). An unknown key is a
+:class:`~asr.errors.ConfigError` that lists the valid keys and suggests the closest one.
+
+Example::
+
+    @dataclass
+    class Opt:
+        r: int = 8
+
+    @dataclass
+    class Cfg:
+        lr: float = 1e-3
+        steps: list[int] = field(default_factory=list)
+        opt: Opt = field(default_factory=Opt)
+
+    cfg = load_config(Cfg, "cfg.yaml", ["lr=2e-4", "steps=[1, 2]", "opt.r=16"])
+    cfg.lr, cfg.steps, cfg.opt.r  # (0.0002, [1, 2], 16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from asr.errors import ConfigError
+
+T = TypeVar("T")
+
+_NULLS = {"null", "none", "~", ""}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def unknown_key_error(where: str, key: str, valid: Sequence[str]) -> ConfigError:
+    """``where: unknown key 'lerning_rate'; did you mean 'learning_rate'? valid keys: ...``."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{where}: unknown key {key!r}{hint} valid keys: {', '.join(valid)}")
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _union_args(tp: Any) -> tuple[Any, ...] | None:
+    origin = typing.get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        return typing.get_args(tp)
+    return None
+
+
+def _plain_type(tp: Any) -> Any:
+    """``X | None`` -> ``X`` (only when exactly one non-None member)."""
+    args = _union_args(tp)
+    if args is None:
+        return tp
+    rest = [a for a in args if a is not type(None)]
+    return rest[0] if len(rest) == 1 else tp
+
+
+def _wants_string(tp: Any) -> bool:
+    """True when an override value for this field should stay a raw string."""
+    tp = _plain_type(tp)
+    if tp in (str, Path):
+        return True
+    if typing.get_origin(tp) is Literal:
+        return all(isinstance(v, str) for v in typing.get_args(tp))
+    return False
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert ``value`` to the annotation ``tp``; ConfigError naming ``key`` when impossible."""
+    if tp is Any:
+        return value
+    args = _union_args(tp)
+    if args is not None:
+        is_null = value is None or (isinstance(value, str) and value.strip().lower() in _NULLS)
+        if is_null and type(None) in args:
+            return None
+        errors = []
+        for member in args:
+            if member is type(None):
+                continue
+            try:
+                return coerce(value, member, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}: cannot use {value!r} ({'; '.join(errors)})"
+        )
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+        else:
+            hint = ""
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}{hint}")
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        (item_tp,) = typing.get_args(tp)[:1] or (Any,)
+        if isinstance(value, str):
+            text = value.strip()
+            value = [] if not text else [v.strip() for v in text.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        items = [coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else items
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        key_tp, val_tp = typing.get_args(tp) or (Any, Any)
+        return {coerce(k, key_tp, key): coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if _is_dataclass_type(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {', '.join(_field_names(tp))}, got {value!r}")
+        return from_dict(tp, value, where=key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(number)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp in (str, Path):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return tp(value) if tp is Path else str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{key}: cannot convert {value!r} to {tp}")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
+    """Build ``cls`` from a mapping; unknown or missing keys raise ConfigError."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(data).__name__}")
+    names = _field_names(cls)
+    hints = _hints(cls)
+    for key in data:
+        if key not in names:
+            raise unknown_key_error(where, str(key), names)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        label = f.name if where == "config" else f"{where}.{f.name}"
+        if f.name in data:
+            kwargs[f.name] = coerce(data[f.name], hints[f.name], label)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{where}: missing required key {f.name!r}")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def parse_override(item: str, cls: type) -> tuple[list[str], Any]:
+    """``"lora.r=16"`` -> ``(["lora", "r"], 16)``, checking the key path against ``cls``."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r}: expected key=value (e.g. learning_rate=1e-4 or lora.r=16)")
+    path = key.split(".")
+    tp: Any = cls
+    for depth, part in enumerate(path):
+        owner = _plain_type(tp)
+        if not _is_dataclass_type(owner):
+            parent = ".".join(path[:depth])
+            raise ConfigError(f"override {item!r}: {parent!r} is not a section, it has no key {part!r}")
+        names = _field_names(owner)
+        if part not in names:
+            where = f"override {item!r}" + (f" (section {'.'.join(path[:depth])})" if depth else "")
+            raise unknown_key_error(where, part, names)
+        tp = _hints(owner)[part]
+    if _wants_string(tp):
+        value: Any = None if raw.strip().lower() in _NULLS - {""} else raw
+    else:
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type) -> dict[str, Any]:
+    """Merge ``key=value`` items into ``data`` (nested keys create sections as needed)."""
+    for item in overrides:
+        path, value = parse_override(item, cls)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {} if child is None else _to_plain(child)
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (an empty file is ``{}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+    """Defaults of ``cls``, then the YAML file (if any), then the overrides."""
+    data = read_yaml(path) if path is not None else {}
+    # Check the file's own keys first so the error names the file.
+    where = str(path) if path is not None else "config"
+    _check_keys(cls, data, where)
+    apply_overrides(data, overrides, cls)
+    return from_dict(cls, data, where="config")
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    names = _field_names(cls)
+    hints = _hints(cls)
+    for key, value in data.items():
+        if key not in names:
+            raise unknown_key_error(where, str(key), names)
+        sub = _plain_type(hints[key])
+        if _is_dataclass_type(sub) and isinstance(value, Mapping):
+            _check_keys(sub, value, f"{where} (section {key})")
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A config as plain YAML/JSON-able data."""
+    return _to_plain(obj)
+
+
+def dump_yaml(obj: Any, path: str | Path, header: str | None = None) -> Path:
+    """Write a config as YAML (keys in field order), with optional ``# header`` lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True, default_flow_style=None)
+    if header:
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+__all__ = [
+    "apply_overrides",
+    "coerce",
+    "dump_yaml",
+    "from_dict",
+    "load_config",
+    "parse_override",
+    "read_yaml",
+    "to_dict",
+    "unknown_key_error",
+]

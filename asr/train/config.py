@@ -1,0 +1,141 @@
+"""What ``asr finetune`` reads: :class:`FinetuneConfig` (YAML file + ``key=value`` overrides).
+
+Example::
+
+    cfg = load_finetune_config("configs/whisper-base-lora.yaml", ["max_steps=200", "lora.r=16"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from asr.config import load_config
+from asr.errors import ConfigError
+
+Method = Literal["lora", "full", "decoder"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter: rank, scaling, dropout, target module names (default: the registry's).
+
+    ``scope: decoder`` adapts only decoder modules, leaving the encoder frozen (and its
+    output cacheable when SpecAugment and speed perturbation are off).
+    """
+
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.05
+    targets: list[str] | None = None
+    scope: Literal["all", "decoder"] = "all"
+
+
+@dataclass
+class FinetuneConfig:
+    """One fine-tuning run. ``None`` means "the model's registry default" where noted."""
+
+    model: str = "whisper-base"  # registry name, local checkpoint dir or Hub id
+    method: Method = "lora"
+    data: str = "runs/demo/data"  # a prepared dir with manifests/{train,validation,test}.jsonl
+    train_manifest: str | None = None
+    validation_manifest: str | None = None
+    test_manifest: str | None = None
+    output_dir: str | None = None  # default runs/<model>-<method>
+    seed: int = 42
+    max_steps: int | None = None  # overrides num_epochs when set
+    num_epochs: float = 10.0
+    batch_size: int | None = None  # per device; None: registry train_batch_size
+    eval_batch_size: int | None = None  # None: registry eval_batch_size
+    grad_accum: int = 1
+    learning_rate: float | None = None  # None: registry value for the method
+    warmup_ratio: float = 0.1
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    eval_steps: int = 100
+    eval_on_start: bool = False  # also validate the starting model (step 0)
+    save_steps: int | None = None  # None: eval_steps (must be a multiple of eval_steps)
+    save_total_limit: int | None = 3
+    patience: int | None = 5  # early stopping on validation CER; None or 0: off
+    logging_steps: int = 10
+    gradient_checkpointing: bool = False
+    precision: Precision = "auto"  # auto: bf16 (or fp16) on GPU, fp32 on CPU
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    spec_augment: bool = False
+    speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
+    max_duration: float | None = 30.0  # drop longer training clips (seconds)
+    text_field: Literal["text_norm", "text"] = "text_norm"  # transcript the model learns
+    num_workers: int = 2
+    language: str | None = None  # None: the registry language
+    eval_limit: int | None = None  # validate on the first N validation utterances only
+    zero_shot: bool = True  # also score the base model on the test split for summary.json
+    bootstrap: int = 1000  # resamples for the test CER intervals and the paired comparison
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    deepspeed: str | None = None  # e.g. configs/deepspeed/zero2.json
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def validate(self) -> None:
+        """Cross-field checks; every problem is a ConfigError before anything is loaded."""
+        positive = {
+            "grad_accum": self.grad_accum,
+            "eval_steps": self.eval_steps,
+            "logging_steps": self.logging_steps,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "max_steps": self.max_steps,
+            "save_total_limit": self.save_total_limit,
+            "eval_limit": self.eval_limit,
+            "lora.r": self.lora.r,
+            "lora.alpha": self.lora.alpha,
+        }
+        for key, value in positive.items():
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
+        if self.max_steps is None and self.num_epochs <= 0:
+            raise ConfigError(f"num_epochs must be positive, got {self.num_epochs}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0.0 <= self.lora.dropout < 1.0:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
+        if self.save_steps is not None and (self.save_steps < 1 or self.save_steps % self.eval_steps):
+            raise ConfigError(
+                f"save_steps ({self.save_steps}) must be a positive multiple of eval_steps ({self.eval_steps}): "
+                "the best checkpoint is chosen among validated ones"
+            )
+        if self.patience is not None and self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        if self.max_duration is not None and self.max_duration <= 0:
+            raise ConfigError(f"max_duration must be positive, got {self.max_duration}")
+        if any(f <= 0 for f in self.speed_perturb):
+            raise ConfigError(f"speed_perturb factors must be positive, got {self.speed_perturb}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.bootstrap < 0:
+            raise ConfigError(f"bootstrap must be >= 0, got {self.bootstrap}")
+
+    # --- resolved paths -------------------------------------------------
+    def manifest(self, split: str) -> Path:
+        """The manifest of ``split`` (train, validation, test)."""
+        explicit = getattr(self, f"{split}_manifest")
+        return Path(explicit) if explicit else Path(self.data) / "manifests" / f"{split}.jsonl"
+
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir)
+        return Path("runs") / f"{Path(self.model).name}-{self.method}"
+
+    @property
+    def save_every(self) -> int:
+        return self.save_steps or self.eval_steps
+
+
+def load_finetune_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> FinetuneConfig:
+    """Defaults, then the YAML file, then ``key=value`` overrides (nested: ``lora.r=16``)."""
+    return load_config(FinetuneConfig, path, overrides)

@@ -1,0 +1,118 @@
+"""Run records: ``train_log.jsonl`` (one JSON per Trainer log record), the training curve PNG, summary.json.
+
+Example::
+
+    log = TrainLog(out / "train_log.jsonl")
+    log.append({"step": 10, "epoch": 0.5, "loss": 2.31})
+    plot_training_curve(log.records(), out / "training_curve.png")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class TrainLog:
+    """Append-only JSON lines; :meth:`truncate` drops records after a step (used on resume)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n")
+            handle.flush()
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill mid-write
+                    log.warning("%s: skipping an incomplete line", self.path)
+        return out
+
+    def truncate(self, max_step: int) -> None:
+        """Keep records up to ``max_step`` (a resumed run rewrites what came after its checkpoint)."""
+        kept = [r for r in self.records() if int(r.get("step", 0)) <= max_step]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+class TrainLogCallback(TrainerCallback):
+    """Writes every Trainer log record (loss, learning rate, validation metrics) to a TrainLog; redraws the curve."""
+
+    def __init__(self, train_log: TrainLog, curve_png: Path | None = None):
+        self.train_log = train_log
+        self.curve_png = curve_png
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3)}
+        record.update({k: v for k, v in logs.items() if k not in record})
+        self.train_log.append(record)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero and self.curve_png is not None:
+            plot_training_curve(self.train_log.records(), self.curve_png)
+
+
+def plot_training_curve(records: list[dict[str, Any]], png: Path, title: str = "") -> Path | None:
+    """Training loss and validation CER against the step (matplotlib, Agg); None without data."""
+    loss = [(r["step"], r["loss"]) for r in records if _finite(r.get("loss"))]
+    cer = [(r["step"], r["eval_cer"]) for r in records if _finite(r.get("eval_cer"))]
+    if not loss and not cer:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax_loss = plt.subplots(figsize=(7, 4), dpi=120)
+    if loss:
+        ax_loss.plot(*zip(*loss, strict=True), color="tab:blue", label="training loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss", color="tab:blue")
+    ax_cer = ax_loss.twinx()
+    if cer:
+        ax_cer.plot(*zip(*cer, strict=True), color="tab:red", marker="o", label="validation CER")
+    ax_cer.set_ylabel("validation CER", color="tab:red")
+    if title:
+        ax_loss.set_title(title)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return png
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validation_cer_at(records: list[dict[str, Any]], step: int) -> float | None:
+    """The validation CER logged at ``step`` (the last one if logged twice)."""
+    found = [r["eval_cer"] for r in records if r.get("step") == step and _finite(r.get("eval_cer"))]
+    return found[-1] if found else None
