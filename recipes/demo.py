@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Demo-sized schedule: LoRA on the decoder only, so the frozen encoder's output is cached.
 FINETUNE_OVERRIDES = [
     "lora.scope=decoder",
-    "num_epochs=12",
+    "num_epochs=6",
     "batch_size=8",
     "eval_steps=20",
     "save_steps=20",

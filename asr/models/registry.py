@@ -20,7 +20,7 @@ FAMILIES: dict[str, str] = {
     "funasr": "asr.models.funasr_models:FunASRModel",
 }
 
-_WHISPER_LORA = ("q_proj", "k_proj", "v_proj", "out_proj")
+WHISPER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 _SANM_LORA = ("linear_q_k_v", "linear_out", "linear_q", "linear_k_v")
 
 
@@ -29,7 +29,7 @@ def _whisper(name: str, hub_id: str, eval_bs: int, train_bs: int, lr_full: float
         name=name,
         family="whisper",
         hub_id=hub_id,
-        lora_targets=_WHISPER_LORA,
+        lora_targets=WHISPER_LORA_TARGETS,
         eval_batch_size=eval_bs,
         train_batch_size=train_bs,
         learning_rate={"lora": 1e-3, "full": lr_full, "decoder": lr_full},

@@ -19,6 +19,7 @@ from transformers import (
 from asr.models.base import SAMPLE_RATE, ASRModel
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
 from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
+from asr.models.registry import WHISPER_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ class WhisperASR(ASRModel):
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:
         base = self._base()
         if method == "lora":
-            self.model = apply_lora(base, lora or {}, self.spec.lora_targets)
+            self.model = apply_lora(base, lora or {}, self.spec.lora_targets or WHISPER_LORA_TARGETS)
         elif method == "full":
             base.requires_grad_(True)
         elif method == "decoder":

@@ -193,6 +193,9 @@ def test_ct2_backend_matches_torch_greedy(tiny_whisper: Path, demo_data: Path, t
 def test_audio_context_auto_needs_ct2(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:
     manifest = demo_data / "manifests" / "test.jsonl"
     assert _evaluate(tiny_whisper, manifest, tmp_path / "torch", "--audio-context", "auto") == 2
-    assert _evaluate(tiny_whisper, manifest, tmp_path / "ct2", "--backend", "ct2", "--audio-context", "auto") == 0
+    assert (
+        _evaluate(tiny_whisper, manifest, tmp_path / "ct2", "--backend", "ct2", "--audio-context", "auto")
+        == 0
+    )
     metrics = json.loads((tmp_path / "ct2" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["decoding"]["audio_context"] == "auto"

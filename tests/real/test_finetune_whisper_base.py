@@ -26,6 +26,7 @@ def _predictions(path: Path) -> dict[str, str]:
         return {row["id"]: row["prediction"] for row in csv.DictReader(handle)}
 
 
+@pytest.mark.timeout(1800)  # about 5 minutes on 2 idle cores; room for a busy runner
 def test_lora_decoder_beats_zero_shot_and_best_reevaluates_exactly(
     whisper_base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
