@@ -25,6 +25,7 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
+from recipes.benchmarks_md import append_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -221,15 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
-        bench = REPO / "BENCHMARKS.md"
-        if not bench.exists():
-            bench.write_text(
-                "# Benchmarks\n\nMeasured by the scripts in `recipes/benchmark_*.py`; ratios are "
-                "against a baseline run in the same process on the same clips.\n",
-                encoding="utf-8",
-            )
-        with bench.open("a", encoding="utf-8") as f:
-            f.write(text)
+        append_section(text)
     return 0
 
 

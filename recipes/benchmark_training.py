@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+from recipes.benchmarks_md import append_section
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -299,15 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, args, len(utts))
     print(text)
     if not args.no_write:
-        bench = REPO / "BENCHMARKS.md"
-        if not bench.exists():
-            bench.write_text(
-                "# Benchmarks\n\nMeasured by the scripts in `recipes/benchmark_*.py`; ratios are "
-                "against a baseline run on the same clips.\n",
-                encoding="utf-8",
-            )
-        with bench.open("a", encoding="utf-8") as f:
-            f.write(text)
+        append_section(text)
     return 0
 
 
