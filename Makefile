@@ -63,14 +63,23 @@ prepare-demo: install ## prepare the bundled demo corpus into runs/demo/data
 demo: install whisper-base ## the main job on the bundled demo corpus
 	$(BIN)/python -m recipes.demo --out runs/demo
 
-evaluate: install ## zero-shot CER: make evaluate MODEL=whisper-small DATA=<prepared dir> SPLIT=test
+# The defaults (Whisper base, demo corpus) work offline on a fresh clone: fetch what they need first.
+RUN_DEPS := install
+ifeq ($(DATA),runs/demo/data)
+RUN_DEPS += prepare-demo
+endif
+ifeq ($(MODEL),whisper-base)
+RUN_DEPS += whisper-base
+endif
+
+evaluate: $(RUN_DEPS) ## zero-shot CER: make evaluate MODEL=whisper-small DATA=<prepared dir> SPLIT=test
 	$(ASR) evaluate --model $(MODEL) --manifest $(DATA)/manifests/$(SPLIT).jsonl \
 	  --out runs/eval/$(notdir $(MODEL))-$(SPLIT) --resume
 
-zero-shot: install ## all registered models on one manifest, one metrics row each
+zero-shot: $(RUN_DEPS) ## all registered models on one manifest, one metrics row each
 	$(ASR) zero-shot --manifest $(DATA)/manifests/$(SPLIT).jsonl --out runs/zero-shot-$(SPLIT)
 
-finetune: install ## make finetune MODEL=whisper-small [METHOD=lora|full|decoder] [DATA=...]
+finetune: $(RUN_DEPS) ## make finetune MODEL=whisper-small [METHOD=lora|full|decoder] [DATA=...]
 	$(ASR) finetune --config configs/$(MODEL)-$(METHOD).yaml data=$(DATA) output_dir=$(RUN)
 
 export: install ## make export MODEL=... METHOD=... [REPO=user/name]
