@@ -19,6 +19,11 @@ SAMPLE_RATE = 16_000
 MARKER_FILE = "cs_mage_asr.json"  # written by save(): family + registry name, read back by sources
 
 
+def unwrap_peft(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside a peft wrapper (the module itself when it has none)."""
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
+
+
 class ASRModel(ABC):
     """A loaded speech model: transcribe waveforms, build training batches, save.
 
@@ -91,7 +96,7 @@ class ASRModel(ABC):
         Extra keywords (e.g. ``mask_time_length``) are set when the config has them.
         """
         module = self.module
-        base = module.get_base_model() if hasattr(module, "get_base_model") else module
+        base = unwrap_peft(module)
         config = getattr(base, "config", None)
         if config is None or not hasattr(config, "apply_spec_augment"):
             return False

@@ -335,6 +335,18 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
             f"quantized CTranslate2 model ({quantized[0]}): convert a float16/float32 model instead"
         )
 
+    def self_attention(src: str, dst: str) -> None:
+        fused = f"{src}/self_attention/linear_0"
+        qkv(
+            f"{dst}.self_attn",
+            get(f"{fused}/weight"),
+            get(f"{fused}/bias"),
+            ("q_proj", "k_proj", "v_proj"),
+            fused,
+        )
+        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
+        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+
     enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
     if not enc_layers or not dec_layers:
         raise ASRError("not a Whisper CTranslate2 model: no encoder/decoder layers found")
@@ -355,16 +367,7 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
     norm("model.encoder.layer_norm", "encoder/layer_norm")
     for i in range(enc_layers):
         src, dst = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
-        fused = f"{src}/self_attention/linear_0"
-        qkv(
-            f"{dst}.self_attn",
-            get(f"{fused}/weight"),
-            get(f"{fused}/bias"),
-            ("q_proj", "k_proj", "v_proj"),
-            fused,
-        )
-        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        self_attention(src, dst)
         linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
         linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
         norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
@@ -375,16 +378,7 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
     norm("model.decoder.layer_norm", "decoder/layer_norm")
     for i in range(dec_layers):
         src, dst = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        fused = f"{src}/self_attention/linear_0"
-        qkv(
-            f"{dst}.self_attn",
-            get(f"{fused}/weight"),
-            get(f"{fused}/bias"),
-            ("q_proj", "k_proj", "v_proj"),
-            fused,
-        )
-        linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
-        norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
+        self_attention(src, dst)
         linear(f"{dst}.encoder_attn.q_proj", f"{src}/attention/linear_0")
         fused = f"{src}/attention/linear_1"
         qkv(f"{dst}.encoder_attn", get(f"{fused}/weight"), get(f"{fused}/bias"), ("k_proj", "v_proj"), fused)

@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModelForCTC, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 from asr.errors import ConfigError, ModelSourceError
-from asr.models.base import SAMPLE_RATE, ASRModel
+from asr.models.base import SAMPLE_RATE, ASRModel, unwrap_peft
 from asr.models.ctc_vocab import (
     build_vocab,
     extended_vocab,
@@ -123,7 +123,7 @@ class CTCASR(ASRModel):
     @classmethod
     def load(cls, path: Path, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> CTCASR:
         model, base_path = load_with_adapter(path, _CTCLoader(_vocab_size(path)), dtype)
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        inner = unwrap_peft(model)
         processor = _load_processor(path, base_path, inner.config)
         model.to(device).eval()
         return cls(model, processor, spec, device, dtype)
@@ -133,7 +133,7 @@ class CTCASR(ASRModel):
         self.processor.save_pretrained(out_dir)
 
     def _base(self) -> torch.nn.Module:
-        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return unwrap_peft(self.model)
 
     @property
     def module(self) -> torch.nn.Module:

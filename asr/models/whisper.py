@@ -16,7 +16,7 @@ from transformers import (
     WhisperProcessor,
 )
 
-from asr.models.base import SAMPLE_RATE, ASRModel
+from asr.models.base import SAMPLE_RATE, ASRModel, unwrap_peft
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
 from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
 from asr.models.registry import WHISPER_LORA_TARGETS
@@ -79,7 +79,7 @@ class WhisperASR(ASRModel):
     @classmethod
     def load(cls, path: Path, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> WhisperASR:
         model, base_path = load_with_adapter(path, WhisperForConditionalGeneration, dtype)
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        inner = unwrap_peft(model)
         inner.generation_config = _generation_config(base_path, inner)
         processor = _load_processor(
             path if (path / "preprocessor_config.json").is_file() else base_path, inner.config.num_mel_bins
@@ -95,7 +95,7 @@ class WhisperASR(ASRModel):
         self._base().generation_config.save_pretrained(out_dir)
 
     def _base(self) -> WhisperForConditionalGeneration:
-        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return unwrap_peft(self.model)
 
     @property
     def module(self) -> torch.nn.Module:
