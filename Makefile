@@ -23,7 +23,7 @@ RUN ?= runs/$(MODEL)-$(METHOD)
 REPO ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-e2e test-real lint demo prepare-demo whisper-base \
+.PHONY: help install test test-unit test-e2e test-real test-reliability lint demo prepare-demo whisper-base \
         evaluate zero-shot finetune export benchmark-inference benchmark-training clean
 
 help: ## list targets
@@ -39,11 +39,14 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_system_deps.sh
 	$(BIN)/pip install -q -e '.[all,dev]' -c constraints.txt
 	@touch $@
 
-test: install ## run every test tier (unit, e2e on tiny models, real Whisper base)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+test: install ## run every test tier (unit + doctests, e2e on tiny models, reliability, real Whisper base)
+	$(BIN)/python -m pytest tests asr --doctest-modules $(PYTEST_ARGS)
 
-test-unit: install ## fast unit tests only
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+test-unit: install ## fast unit tests and the library's doctests
+	$(BIN)/python -m pytest tests/unit asr --doctest-modules $(PYTEST_ARGS)
+
+test-reliability: install ## the fault matrix: bad input, kills, full disk
+	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)

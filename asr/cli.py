@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from types import ModuleType
 
 from asr import __version__
 from asr.errors import ASRError
@@ -38,18 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    # Parse the command name first, then let its recipe add its own arguments.
-    known, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(known._module)
-    sub = argparse.ArgumentParser(prog=f"asr {known.command}", description=COMMANDS[known.command][1])
-    module.add_arguments(sub)
-    rest = argv[argv.index(known.command) + 1 :]
-    args = sub.parse_args(rest)
+def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = False) -> int:
+    """Parse ``argv`` with the recipe's own arguments and run it; user errors exit 2, not a traceback.
+
+    Every recipe has the same entry: ``add_arguments(parser)`` and ``run(args) -> int``. Run
+    one directly with ``python -m recipes.NAME`` (its ``__main__`` block calls :func:`standalone`).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if known.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -60,6 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: partial results are kept; rerun with --resume", file=sys.stderr)
         return 130
+
+
+def standalone(module_name: str) -> int:
+    """``python -m recipes.NAME ARGS``: the same entry as ``asr NAME ARGS``."""
+    module = sys.modules[module_name]
+    return run_recipe(module, sys.argv[1:], prog=f"python -m {module.__spec__.name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the command name first, then let its recipe add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(known._module)
+    rest = argv[argv.index(known.command) + 1 :]
+    return run_recipe(module, rest, prog=f"asr {known.command}", verbose=known.verbose)
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class ConfigError(ASRError):
 
 class ModelSourceError(ASRError):
     """A model could not be found or downloaded."""
+
+
+class TrainingError(ASRError):
+    """The training run cannot go on (non-finite training, an unwritable checkpoint, bad best weights)."""

@@ -20,11 +20,14 @@ from tqdm.auto import tqdm
 
 from asr.data.audio import load_audio
 from asr.data.manifest import Utterance
+from asr.decode_log import PredictionWriter, read_done, rewrite_in_order
 from asr.errors import ASRError
+from asr.io import check_output_dir, sha256_file
+from asr.metrics import ScoreResult
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
-from asr.predictions import PredictionWriter, read_done, rewrite_in_order
-from asr.runinfo import provenance, write_json
+from asr.run_records import EvalRecord, RunSettings
+from asr.runinfo import provenance
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +107,27 @@ def transcribe_manifest(
     return ordered
 
 
+@dataclass
+class EvalResult:
+    """What one evaluation produced: the record written as metrics.json and the full score."""
+
+    record: EvalRecord
+    score: ScoreResult
+
+
 def evaluate(
     model: ASRModel,
     utts: Sequence[Utterance],
     out_dir: Path,
     settings: EvalSettings,
     resume: bool = False,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Transcribe and score; writes predictions.csv, metrics.json and per_utterance.csv."""
+    **context: Any,
+) -> EvalResult:
+    """Transcribe and score; writes predictions.csv, metrics.json and per_utterance.csv.
+
+    ``context`` fills the record's run fields (``split``, ``step``, ``checkpoint``,
+    ``best_step``, ``zero_shot``, ``model_source``, ``manifest``).
+    """
     from asr.metrics import score, write_score
 
     if not utts:
@@ -126,7 +141,8 @@ def evaluate(
         decode_seconds=[float(r["decode_seconds"]) for r in rows],
         n_bootstrap=settings.n_bootstrap,
     )
-    result.metrics.update(
+    record = EvalRecord(
+        metrics=result.metrics,
         model=model.spec.name,
         family=model.family,
         model_spec=model.spec.as_dict(),
@@ -135,23 +151,55 @@ def evaluate(
         batch_size=settings.batch_size,
         decoding=model.decoding_settings(settings.decode),
         provenance=provenance(),
-        **(extra or {}),
+        **context,
     )
-    write_score(result, out_dir / "metrics.json", out_dir / "per_utterance.csv")
-    return result.metrics
+    write_score(result, out_dir / "metrics.json", out_dir / "per_utterance.csv", record=record)
+    return EvalResult(record, result)
 
 
-def save_run_settings(out_dir: Path, settings: dict[str, Any], resume: bool) -> None:
-    """Record what a run decodes with; a resumed run must use the same settings."""
-    import json
+def check_new_run(out_dir: Path, resume: bool) -> None:
+    """Before any work: ``out_dir`` is writable, and holds no earlier run unless resuming it."""
+    check_output_dir(out_dir)
+    if not resume and (out_dir / "predictions.csv").exists():
+        raise ASRError(
+            f"{out_dir / 'predictions.csv'} exists: pass --resume to continue it, or choose another --out"
+        )
 
+
+def run_settings(
+    model: ASRModel, source: str, manifest: Path, limit: int | None, settings: EvalSettings
+) -> RunSettings:
+    """Every setting that changes this run's predictions (see :class:`RunSettings`)."""
+    return RunSettings(
+        model=source,
+        manifest=str(manifest.resolve()),
+        limit=limit,
+        decoding=model.decoding_settings(settings.decode),
+        dtype=str(model.dtype).replace("torch.", ""),
+        batch_size=settings.batch_size,
+        manifest_sha256=sha256_file(manifest),
+    )
+
+
+def save_run_settings(out_dir: Path, settings: RunSettings, resume: bool) -> None:
+    """Record what a run decodes with; only the call that starts the run writes ``run.json``.
+
+    A resumed run must match the recorded settings exactly; a run with predictions but no
+    ``run.json`` (an older toolkit) cannot prove that and is refused.
+    """
     path = out_dir / "run.json"
-    if resume and path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
-        changed = {k for k in settings.keys() | before.keys() if before.get(k) != settings.get(k)}
+    if path.is_file() and resume:
+        changed = settings.differences(RunSettings.load(path))
         if changed:
             raise ASRError(
-                f"{out_dir} was decoded with different settings ({', '.join(sorted(changed))}); "
-                "use another --out to start a new run"
+                f"{out_dir} was decoded with different settings ({', '.join(changed)}); "
+                "use the same settings, or another --out to start a new run"
             )
-    write_json(path, settings)
+        return
+    if (out_dir / "predictions.csv").exists():
+        raise ASRError(
+            f"{out_dir} holds predictions but no record of their settings ({path.name}); choose another --out"
+            if resume
+            else f"{out_dir / 'predictions.csv'} exists: pass --resume to continue it, or choose another --out"
+        )
+    settings.save(path)

@@ -1,19 +1,17 @@
-"""Provenance for every output file (toolkit version, git commit, libraries) and atomic JSON writes."""
+"""Provenance for every output file: toolkit version, git commit, libraries, command."""
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from asr import __version__
+from asr.io import write_json  # noqa: F401  (kept for callers that import it from here)
 
 
 @lru_cache(maxsize=1)
@@ -55,13 +53,3 @@ def provenance() -> dict[str, Any]:
         "platform": platform.platform(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), UTF-8, readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)

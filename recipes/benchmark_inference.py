@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from recipes.benchmarks_md import append_section
+from recipes.benchmarks_md import publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,15 +91,14 @@ def timed(name: str, fn: Callable[[], list[str]], utts, audio_seconds: float) ->
         "seconds": elapsed,
         "utt_per_s": len(utts) / elapsed,
         "rtf": elapsed / audio_seconds,
-        "cer": result.metrics["cer"],
-        "insertions": result.metrics["insertions"],
+        "cer": result.metrics.cer,
+        "insertions": result.metrics.insertions,
     }
     print(f"{name:48} {row['utt_per_s']:7.2f} utt/s  RTF {row['rtf']:.3f}  CER {row['cer']:.4f}", flush=True)
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest", type=Path, default=None, help="default: demo corpus, prepared in a tmp dir"
     )
@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
 
     from asr.models.ct2_import import resolve_ct2_source
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = args.manifest
     if manifest is None:
-        from recipes.prepare import prepare
+        from asr.data.prepare import prepare
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
         prepare(REPO / "demo" / "cs-mage-demo", tmp)
@@ -220,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['insertions']} | {r['utt_per_s'] / base:.2f}x |"
         )
     text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_write:
-        append_section(text)
+    publish(text, write=not args.no_write)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

@@ -133,9 +133,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = {
         "n_utterances": args.n,
-        "ref_chars": result.metrics["ref_chars"],
-        "cer": round(result.metrics["cer"], 6),
-        "cer_ci95": [round(x, 6) for x in result.metrics["cer_ci95"]],
+        "ref_chars": result.metrics.ref_chars,
+        "cer": round(result.metrics.cer, 6),
+        "cer_ci95": [round(x, 6) for x in result.metrics.cer_ci95],
         "score_seconds": round(t_score, 2),
         "score_utt_per_s": round(args.n / t_score),
         "bootstrap_1000_seconds": round(t_boot, 2),
@@ -148,12 +148,12 @@ def run(args: argparse.Namespace) -> int:
         "speedup_cer_only_vs_naive": round(t_base / t_cer, 1),
         "speedup_full_score_vs_naive": round(t_base / t_score, 2),
     }
-    assert abs(fast_cer - result.metrics["cer"]) < 1e-12
+    assert abs(fast_cer - result.metrics.cer) < 1e-12
     print(json.dumps(report, indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args()))
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

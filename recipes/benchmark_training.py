@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
-from recipes.benchmarks_md import append_section
+from asr.io import write_json
+from recipes.benchmarks_md import publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,8 +124,8 @@ def engine_run(
     model: str, data: Path, out: Path, steps: int, batch_size: int, *overrides: str
 ) -> dict[str, Any]:
     """(b)/(c): ``asr finetune`` with one cheap validation at the end and no zero-shot pass."""
-    from asr.train.config import load_finetune_config
-    from asr.train.run import finetune
+    from asr.train.finetune_config import load_finetune_config
+    from asr.train.recipe import finetune
 
     cfg = load_finetune_config(
         None,
@@ -147,11 +148,12 @@ def engine_run(
     )
     clock = StepClock()
     summary = finetune(cfg, callbacks=[clock])
+    assert summary is not None  # a single process is the main one
     return {
         "train_seconds": clock.train_seconds,
         "losses": clock.losses,
-        "trainable": summary["trainable_parameters"],
-        "total": summary["total_parameters"],
+        "trainable": summary.trainable_parameters,
+        "total": summary.total_parameters,
     }
 
 
@@ -251,8 +253,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="default: the demo train split")
     parser.add_argument("--model", default="whisper-base", help="registered name or Whisper dir")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps of (a) and (b)")
@@ -262,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
     parser.add_argument("--phase", choices=PHASES, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
 
     if args.phase:  # a child: one phase, result as JSON
         result = run_phase(args.phase, args)
-        (Path(args.work) / f"{args.phase}.json").write_text(json.dumps(result), encoding="utf-8")
+        write_json(Path(args.work) / f"{args.phase}.json", result)
         return 0
 
     from asr.data.manifest import read_manifest, write_manifest
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-"))
     manifest = args.manifest
     if manifest is None:
-        from recipes.prepare import prepare
+        from asr.data.prepare import prepare
 
         prepare(REPO / "demo" / "cs-mage-demo", work / "demo")
         manifest = work / "demo" / "manifests" / "train.jsonl"
@@ -299,11 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         results[phase]["losses"] = {int(k): v for k, v in results[phase]["losses"].items()}
 
     text = report(results, args, len(utts))
-    print(text)
-    if not args.no_write:
-        append_section(text)
+    publish(text, write=not args.no_write)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

@@ -17,3 +17,10 @@ def append_section(text: str, path: Path = BENCHMARKS) -> None:
         path.write_text(HEADER, encoding="utf-8")
     with path.open("a", encoding="utf-8") as f:
         f.write(text if text.startswith("\n") else "\n" + text)
+
+
+def publish(text: str, write: bool = True) -> None:
+    """Print a benchmark's table and, unless ``write`` is false, append it to BENCHMARKS.md."""
+    print(text)
+    if write:
+        append_section(text)

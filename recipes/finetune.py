@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from asr.train.config import load_finetune_config
-from asr.train.run import finetune
+from asr.train.finetune_config import load_finetune_config
+from asr.train.recipe import finetune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,15 +34,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_finetune_config(args.config, args.overrides)
     summary = finetune(cfg, resume=args.resume)
     if summary:
-        test = summary["test"]
+        test = summary.test
         print(
             json.dumps(
                 {
-                    "best": summary["best_dir"],
-                    "best_step": summary["best_step"],
-                    "best_validation_cer": summary["best_validation_cer"],
-                    "test_cer": test["fine_tuned"]["cer"],
-                    "zero_shot_test_cer": (test["zero_shot"] or {}).get("cer"),
+                    "best": summary.best_dir,
+                    "best_step": summary.best_step,
+                    "best_validation_cer": summary.best_validation_cer,
+                    "test_cer": test.fine_tuned["cer"],
+                    "zero_shot_test_cer": (test.zero_shot or {}).get("cer"),
                 },
                 ensure_ascii=False,
             )

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import pickle
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ import numpy as np
 
 from asr.data.demo_sentences import DEMO_LINES, DemoSentence
 from asr.errors import ASRError, ConfigError
+from asr.io import write_bytes, write_text
 
 log = logging.getLogger(__name__)
 
@@ -325,13 +325,6 @@ def wav_bytes(audio: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def zip_bytes(members: dict[str, bytes]) -> bytes:
     """A ZIP_DEFLATED archive with sorted members and fixed timestamps/attributes (reproducible)."""
     buf = io.BytesIO()
@@ -348,13 +341,13 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 def write_corpus(out_dir: Path, clips: Sequence[Clip], audio: dict[str, np.ndarray]) -> list[Path]:
     """Write ``audio_wav.zip`` and ``CS-Mage_fulldata.pkl`` (protocol 4, plain lists) into ``out_dir``."""
     zip_path, pkl_path = out_dir / "audio_wav.zip", out_dir / "CS-Mage_fulldata.pkl"
-    _write_atomic(zip_path, zip_bytes({f"audio_wav/{c.stem}.wav": wav_bytes(audio[c.stem]) for c in clips}))
+    write_bytes(zip_path, zip_bytes({f"audio_wav/{c.stem}.wav": wav_bytes(audio[c.stem]) for c in clips}))
     table = {
         "id": [c.id for c in clips],
         "raw_text": [c.sentence.text for c in clips],
         "speaker": [c.speaker.name for c in clips],
     }
-    _write_atomic(pkl_path, pickle.dumps(table, protocol=4))
+    write_bytes(pkl_path, pickle.dumps(table, protocol=4))
     return [zip_path, pkl_path]
 
 
@@ -421,10 +414,10 @@ def write_videos(videos_dir: Path, clips: Sequence[Clip], audio: dict[str, np.nd
     paths = []
     for clip in clips:
         path = videos_dir / f"{clip.stem}.mp4"
-        _write_atomic(path, mp4_bytes(audio[clip.stem], clip.speaker.colour))
+        write_bytes(path, mp4_bytes(audio[clip.stem], clip.speaker.colour))
         paths.append(path)
     transcripts = videos_dir / "transcripts.txt"
-    _write_atomic(transcripts, "".join(f"{c.stem} {c.sentence.text}\n" for c in clips).encode("utf-8"))
+    write_text(transcripts, "".join(f"{c.stem} {c.sentence.text}\n" for c in clips))
     return [*paths, transcripts]
 
 
@@ -493,7 +486,7 @@ def make_demo(
         "videos": len(video_clips),
         "sha256": {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in sorted(files.items())},
     }
-    _write_atomic(out / "manifest.json", (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode())
+    write_text(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
     sizes = {name: p.stat().st_size for name, p in files.items()}
     sizes["manifest.json"] = (out / "manifest.json").stat().st_size
     return DemoSummary(len(clips), seconds, len(video_clips), version, sizes)
@@ -527,17 +520,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recipes.make_demo", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except ASRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

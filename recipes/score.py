@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import ConfigError
+from asr.io import check_output_file, write_json
 from asr.metrics import ScoreResult, paired_bootstrap, read_predictions, score, write_score
+from asr.run_records import CorpusMetrics
 from asr.text.normalize import NormOptions
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def _round(value: Any) -> Any:
     return value
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+def _summary(metrics: CorpusMetrics) -> dict[str, Any]:
     keys = {
         "cer": "cer",
         "sub": "substitutions",
@@ -101,11 +103,13 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "ci": "cer_ci95",
         "n": "n_utterances",
     }
-    return {short: _round(metrics[key]) for short, key in keys.items()}
+    return {short: _round(getattr(metrics, key)) for short, key in keys.items()}
 
 
 def _compare(args: argparse.Namespace, options: NormOptions) -> int:
     path_a, path_b = args.compare
+    if args.out:
+        check_output_file(args.out)
     a = score_file(path_a, options, args.bootstrap, args.seed)
     b = score_file(path_b, options, args.bootstrap, args.seed)
     result = paired_bootstrap(a, b, args.bootstrap, args.seed, labels=(str(path_a), str(path_b)))
@@ -115,11 +119,10 @@ def _compare(args: argparse.Namespace, options: NormOptions) -> int:
             **result,
             "a": str(path_a),
             "b": str(path_b),
-            "metrics_a": a.metrics,
-            "metrics_b": b.metrics,
+            "metrics_a": a.metrics.to_json(),
+            "metrics_b": b.metrics.to_json(),
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(args.out, report)
         log.info("wrote %s", args.out)
     return 0
 
@@ -130,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
         if args.per_utterance:
             raise ConfigError("--per-utterance applies to --predictions, not to --compare")
         return _compare(args, options)
+    metrics_path = check_output_file(args.out or args.predictions.parent / "metrics.json")
+    per_utt_path = check_output_file(
+        args.per_utterance or metrics_path.parent / "per_utterance.csv", "--per-utterance"
+    )
     result = score_file(args.predictions, options, args.bootstrap, args.seed)
-    metrics_path = args.out or args.predictions.parent / "metrics.json"
-    per_utt_path = args.per_utterance or metrics_path.parent / "per_utterance.csv"
     write_score(result, metrics_path, per_utt_path)
     log.info("wrote %s and %s", metrics_path, per_utt_path)
     print(json.dumps(_summary(result.metrics), ensure_ascii=False))

@@ -16,10 +16,12 @@ from typing import Any
 
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
-from asr.inference import EvalSettings, evaluate, save_run_settings
+from asr.inference import EvalSettings, evaluate, run_settings, save_run_settings
+from asr.io import atomic_write, check_output_dir, write_text
 from asr.models import load_model
 from asr.models.registry import MODELS
 from asr.models.spec import DecodeOptions
+from asr.run_records import CorpusMetrics
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +52,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def _row(name: str, metrics: dict[str, Any] | None, error: str = "") -> dict[str, Any]:
-    row = {c: (metrics or {}).get(c, "") for c in TABLE_COLUMNS}
+def _row(name: str, metrics: CorpusMetrics | None, error: str = "") -> dict[str, Any]:
+    values = metrics.to_json() if metrics else {}
+    row = {c: values.get(c, "") for c in TABLE_COLUMNS}
     row.update(model=name, error=error)
-    if metrics:
-        row["cer_ci95"] = "[{:.4f}, {:.4f}]".format(*metrics["cer_ci95"])
+    if metrics and metrics.cer_ci95:
+        row["cer_ci95"] = "[{:.4f}, {:.4f}]".format(*metrics.cer_ci95)
     return row
 
 
 def write_table(out: Path, rows: list[dict[str, Any]]) -> None:
-    with (out / "zero_shot.csv").open("w", newline="", encoding="utf-8") as f:
+    with atomic_write(out / "zero_shot.csv", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
@@ -73,10 +76,11 @@ def write_table(out: Path, rows: list[dict[str, Any]]) -> None:
                 f"| {r['model']} | {r['cer']:.4f} | {r['cer_ci95']} | {r['substitutions']} | "
                 f"{r['deletions']} | {r['insertions']} | {r['ser']:.3f} | {rtf} |"
             )
-    (out / "zero_shot.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(out / "zero_shot.md", "\n".join(lines) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)
     utts = read_manifest(args.manifest)[: args.limit]
     rows = []
     for name in args.models:
@@ -84,21 +88,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             model = load_model(name, device=args.device)
             decode = DecodeOptions(beam_size=args.beam_size, language=model.spec.language)
-            save_run_settings(
-                out,
-                {
-                    "model": name,
-                    "manifest": str(args.manifest.resolve()),
-                    "limit": args.limit,
-                    "decoding": decode.as_dict(),
-                },
-                resume=True,
-            )
             settings = EvalSettings(
                 batch_size=model.spec.eval_batch_size, decode=decode, progress=not args.no_progress
             )
-            metrics = evaluate(model, utts, out, settings, resume=True, extra={"model_source": name})
-            rows.append(_row(name, metrics))
+            save_run_settings(
+                out, run_settings(model, name, args.manifest, args.limit, settings), resume=True
+            )
+            result = evaluate(model, utts, out, settings, resume=True, model_source=name)
+            rows.append(_row(name, result.record.metrics))
             del model
         except ASRError as err:
             log.error("%s: %s", name, err)

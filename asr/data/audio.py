@@ -3,24 +3,65 @@
 soundfile handles WAV/FLAC/OGG; anything else (mp4, mkv, m4a, mp3, ...) is decoded
 with PyAV. Resampling uses soxr; downmixing averages the channels.
 
->>> x = load_audio("audio_wav/01_0001.wav")            # float32 mono, 16 kHz
->>> audio_info("audio_wav/01_0001.wav").duration        # from the header, no decode
->>> extract_audio("clips/01_0001.mp4", "out/audio/01_0001.wav")
+Audio is checked where it enters: a file that cannot be decoded is an :class:`AudioError`
+that says why in words (an empty file, a truncated WAV header, an HTML page saved as
+``.wav``...), not libsndfile's bare "System error."; samples that are NaN or infinite are a
+:class:`NonFiniteAudioError` (:func:`load_audio` refuses them, :func:`check_finite` scans a
+file without converting it; integer PCM cannot hold them and is not decoded).
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> stereo = np.zeros((4410, 2), dtype=np.float32)                  # 0.1 s at 44.1 kHz
+>>> wav = write_wav(folder / "in.wav", stereo, sample_rate=44100)
+>>> audio_info(wav)                                                 # from the header, no decode
+AudioInfo(sample_rate=44100, channels=2, frames=4410, duration=0.1)
+>>> load_audio(wav).shape                                           # float32 mono, 16 kHz
+(1600,)
+>>> audio_info(extract_audio(wav, folder / "out.wav")).sample_rate   # video files too
+16000
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from asr.data.records import NON_FINITE_AUDIO, UNREADABLE_AUDIO
 from asr.errors import DataError
+from asr.io import atomic_write
 
 TARGET_SAMPLE_RATE = 16000
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
+# libsndfile subtypes that store integers: they cannot hold NaN or infinity.
+_INTEGER_SUBTYPE_PREFIXES = ("PCM_", "ULAW", "ALAW", "IMA_ADPCM", "MS_ADPCM", "GSM610", "DWVW_", "DPCM_")
+_SCAN_BLOCK = 1 << 16
+
+
+class AudioError(DataError):
+    """An audio file that cannot be used; ``problem`` is its suspects.csv problem name.
+
+    The message is ``<path>: <reason>``; ``reason`` alone is kept for reports that name the
+    file elsewhere.
+    """
+
+    problem = UNREADABLE_AUDIO
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+class NonFiniteAudioError(AudioError):
+    """Samples that are NaN or infinite (they would train a NaN model)."""
+
+    problem = NON_FINITE_AUDIO
+
+
+def _undecodable(path: Path, reason: str) -> AudioError:
+    return AudioError(path, f"not a decodable audio file: {reason}")
 
 
 @dataclass(frozen=True)
@@ -52,9 +93,9 @@ def audio_info(path: str | Path) -> AudioInfo:
         try:
             info = sf.info(str(path))
         except Exception as err:
-            raise DataError(f"{path}: unreadable audio ({_short(err)})") from err
+            raise _undecodable(path, _sf_reason(path, err)) from err
         if info.samplerate <= 0:
-            raise DataError(f"{path}: unreadable audio (sample rate {info.samplerate})")
+            raise _undecodable(path, f"the header gives sample rate {info.samplerate}")
         return AudioInfo(info.samplerate, info.channels, int(info.frames), info.frames / info.samplerate)
     return _av_info(path)
 
@@ -65,7 +106,7 @@ def _av_info(path: Path) -> AudioInfo:
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise DataError(f"{path}: no audio stream")
+                raise AudioError(path, "no audio stream")
             stream = container.streams.audio[0]
             rate = int(stream.rate or stream.codec_context.sample_rate or 0)
             channels = int(stream.layout.nb_channels if stream.layout else stream.channels)
@@ -78,15 +119,19 @@ def _av_info(path: Path) -> AudioInfo:
     except DataError:
         raise
     except Exception as err:
-        raise DataError(f"{path}: unreadable audio ({_short(err)})") from err
+        raise _undecodable(path, _av_reason(path, err)) from err
     if rate <= 0:
-        raise DataError(f"{path}: unreadable audio (unknown sample rate)")
+        raise _undecodable(path, "unknown sample rate")
     frames = round(seconds * rate)
     return AudioInfo(rate, channels, frames, frames / rate)
 
 
 def load_audio(path: str | Path, sample_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
-    """Decode ``path`` to a float32 mono array in [-1, 1] at ``sample_rate`` Hz."""
+    """Decode ``path`` to a float32 mono array in [-1, 1] at ``sample_rate`` Hz.
+
+    :class:`AudioError` if it cannot be decoded, :class:`NonFiniteAudioError` if a sample is
+    NaN or infinite.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: audio file not found")
@@ -96,10 +141,12 @@ def load_audio(path: str | Path, sample_rate: int = TARGET_SAMPLE_RATE) -> np.nd
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as err:
-            raise DataError(f"{path}: unreadable audio ({_short(err)})") from err
+            raise _undecodable(path, _sf_reason(path, err)) from err
+        _require_finite(path, data)
         mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     else:
         mono, rate = _av_decode(path)
+        _require_finite(path, mono)
     if rate != sample_rate and mono.size:
         import soxr
 
@@ -114,7 +161,7 @@ def _av_decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise DataError(f"{path}: no audio stream")
+                raise AudioError(path, "no audio stream")
             stream = container.streams.audio[0]
             # Planar float keeps the channels apart, so the downmix below is a plain mean.
             resampler = av.AudioResampler(format="fltp")
@@ -128,26 +175,20 @@ def _av_decode(path: Path) -> tuple[np.ndarray, int]:
     except DataError:
         raise
     except Exception as err:
-        raise DataError(f"{path}: unreadable audio ({_short(err)})") from err
+        raise _undecodable(path, _av_reason(path, err)) from err
     if not chunks or rate <= 0:
-        raise DataError(f"{path}: unreadable audio (no decodable audio frames)")
+        raise _undecodable(path, "no decodable audio frames")
     data = np.concatenate(chunks, axis=1)
     return data.mean(axis=0).astype(np.float32), rate
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = TARGET_SAMPLE_RATE) -> Path:
-    """Write mono PCM_16 WAV atomically (temporary file in the same folder, then rename)."""
+    """Write PCM_16 WAV atomically (one channel per column of a 2-D ``samples``)."""
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        sf.write(str(tmp), samples, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_write(path, "wb") as handle:
+        sf.write(handle, samples, sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
 
 
 def extract_audio(src: str | Path, dst: str | Path, sample_rate: int = TARGET_SAMPLE_RATE) -> Path:
@@ -155,6 +196,112 @@ def extract_audio(src: str | Path, dst: str | Path, sample_rate: int = TARGET_SA
     return write_wav(dst, load_audio(src, sample_rate), sample_rate)
 
 
+def check_finite(path: str | Path) -> None:
+    """Raise :class:`NonFiniteAudioError` if ``path`` (WAV/FLAC/OGG) holds a NaN or infinite sample.
+
+    Files stored as integers (PCM, A-law, ...) cannot, and are not decoded; float files are
+    scanned block by block without converting them. Other containers are checked when
+    :func:`load_audio` decodes them.
+    """
+    path = Path(path)
+    if not _uses_soundfile(path):
+        return
+    import soundfile as sf
+
+    try:
+        subtype = sf.info(str(path)).subtype
+        if subtype.startswith(_INTEGER_SUBTYPE_PREFIXES):
+            return
+        bad, total, first = 0, 0, -1
+        for block in sf.blocks(str(path), blocksize=_SCAN_BLOCK, dtype="float64", always_2d=True):
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                first = first if first >= 0 else total + int(np.argmin(finite))
+                bad += int(block.shape[0] - finite.sum())
+            total += block.shape[0]
+    except Exception as err:
+        raise _undecodable(path, _sf_reason(path, err)) from err
+    if bad:
+        raise NonFiniteAudioError(path, _non_finite_reason(bad, total, first))
+
+
+def _require_finite(path: Path, samples: np.ndarray) -> None:
+    """``samples``: ``(frames,)`` or ``(frames, channels)``."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        frames = finite.all(axis=1) if samples.ndim == 2 else finite
+        bad = int(frames.size - frames.sum())
+        raise NonFiniteAudioError(path, _non_finite_reason(bad, frames.size, int(np.argmin(frames))))
+
+
+def _non_finite_reason(bad: int, total: int, first: int) -> str:
+    return f"{bad} of {total} samples are not finite (NaN or infinity; the first is sample {first})"
+
+
 def _short(err: Exception) -> str:
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0][:200]
+
+
+# libsndfile messages that say nothing about the file itself.
+_VAGUE = ("System error", "Format not recognised", "unknown error", "Internal error")
+
+
+def _sf_reason(path: Path, err: Exception) -> str:
+    """Why soundfile could not open ``path``: what the file looks like, plus libsndfile's detail."""
+    detail = str(getattr(err, "error_string", "") or _short(err)).strip()
+    looks = _sniff(path)
+    if not detail or any(vague.lower() in detail.lower() for vague in _VAGUE):
+        return looks
+    return f"{looks}; {detail.rstrip('.')}"
+
+
+def _av_reason(path: Path, err: Exception) -> str:
+    return f"{_sniff(path)}; {_short(err)}"
+
+
+def _sniff(path: Path) -> str:
+    """What the first bytes of ``path`` say it is, in words, with its size."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    sized = f"{size} bytes"
+    # A container other than its suffix says: named here so the user can rename or convert it.
+    misnamed = f"saved as {path.suffix} ({sized}); give it its real suffix or convert it to WAV"
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+        return f"a WAV file with a damaged, cut-short or unsupported header ({sized})"
+    if head[:4] == b"fLaC":
+        return f"a damaged or cut-short FLAC file ({sized})"
+    if head[:4] == b"OggS":
+        return f"an Ogg file with a damaged or unsupported stream ({sized})"
+    if head[4:8] == b"ftyp":
+        if _uses_soundfile(path):
+            return f"an MP4/M4A/MOV container {misnamed}"
+        return f"an MP4/M4A/MOV container whose audio cannot be decoded ({sized})"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return (
+            f"MP3 data {misnamed}" if _uses_soundfile(path) else f"MP3 data that cannot be decoded ({sized})"
+        )
+    if head[:4] == b"PK\x03\x04":
+        return f"a zip archive, not audio ({sized})"
+    if not head.strip(b"\x00"):
+        return f"only zero bytes, no audio header ({sized})"
+    if _looks_like_text(head):
+        preview = head.decode("utf-8", errors="ignore").strip().splitlines()[0][:40]
+        return f"text, not audio ({sized}; starts with {preview!r})"
+    return f"an unrecognised format ({sized}; starts with {head[:8].hex(' ')})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return False
+        text = head[: err.start].decode("utf-8")
+    return bool(text) and all(c.isprintable() or c in "\r\n\t" for c in text)

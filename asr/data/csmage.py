@@ -1,38 +1,62 @@
 """The CS-Mage distribution: ``audio_wav.zip`` (or ``audio_wav/``) + ``CS-Mage_fulldata.pkl``.
 
-Clip ids come in two spellings: ``video_V_C`` (the pkl and the v2 split CSVs) and
-``VV_CCCC`` (WAV file names and the v1 lists). Manifests use ``video_V_C`` as ``id``
-and keep ``VV_CCCC`` as ``source_id``.
+Clip ids come in two spellings (:mod:`asr.data.ids`): ``video_V_C`` in the pkl, ``VV_CCCC``
+as WAV file names; clip ``video_V_C`` is ``audio_wav/VV_CCCC.wav``.
 
->>> to_source_id("video_1_1"), to_video_id("01_0001")
-('01_0001', 'video_1_1')
->>> result = read_csmage(Path("CS-Mage"), audio_dir=Path("prepared/audio"))
+>>> import pickle, tempfile
+>>> import numpy as np
+>>> from asr.data.audio import write_wav
+>>> root = Path(tempfile.mkdtemp())
+>>> _ = write_wav(root / "audio_wav" / "01_0001.wav", np.zeros(8000, dtype=np.float32))
+>>> _ = (root / "CS-Mage_fulldata.pkl").write_bytes(
+...     pickle.dumps({"id": ["video_1_1", "video_1_2"], "raw_text": ["好咯", "蛮好的"]}))
+>>> result = read_csmage(root, audio_dir=root / "extracted")
+>>> [(c.id, c.source_id, c.text) for c in result.candidates]
+[('video_1_1', '01_0001', '好咯')]
+>>> [(s.id, s.problem) for s in result.suspects]
+[('video_1_2', 'missing_audio')]
 """
 
 from __future__ import annotations
 
 import logging
+import lzma
 import math
 import os
-import re
-import shutil
-import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from asr.data.audio import audio_info, check_finite
+from asr.data.ids import canonical_id, to_source_id, to_video_id
 from asr.data.records import (
-    DUPLICATE_ID,
     MISSING_AUDIO,
     NO_TRANSCRIPT,
+    TOO_LARGE,
     UNREADABLE_AUDIO,
     Candidate,
+    IdText,
     ReadResult,
-    Suspect,
+    keep_first,
 )
 from asr.data.safe_pickle import safe_load
-from asr.errors import DataError
+from asr.errors import ASRError, ConfigError, DataError
+from asr.io import atomic_write
+
+# The id helpers live in asr.data.ids; they are re-exported here, where callers look for them.
+__all__ = [
+    "MAX_MEMBER_BYTES",
+    "MAX_MEMBER_BYTES_ENV",
+    "canonical_id",
+    "find_pkl",
+    "member_size_limit",
+    "read_csmage",
+    "read_fulldata_pkl",
+    "to_source_id",
+    "to_video_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +65,39 @@ PKL_NAMES = ("CS-Mage_fulldata.pkl", "CS-MSASR_fulldata.pkl")
 ZIP_NAME = "audio_wav.zip"
 AUDIO_FOLDER = "audio_wav"
 
-_VIDEO_ID = re.compile(r"video_(\d+)_(\d+)")
-_SOURCE_ID = re.compile(r"(\d{2,})_(\d{4,})")
+# A zip member that would expand beyond this many bytes is refused (``too_large``) without
+# being extracted. CS-Mage clips are under 30 s of 16 kHz 16-bit mono (< 1 MB), so 64 MiB
+# is generous; the environment variable overrides it (``read_csmage(max_member_bytes=...)`` too).
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+MAX_MEMBER_BYTES_ENV = "ASR_MAX_ZIP_MEMBER_BYTES"
+_COPY_BLOCK = 1 << 20
+_READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+# What reading a damaged or unusual member can raise (the zip module, zlib, bz2 and lzma).
+_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
-def to_source_id(video_id: str) -> str:
-    """``video_1_1`` -> ``01_0001`` (ValueError for other shapes)."""
-    match = _VIDEO_ID.fullmatch(video_id)
-    if not match:
-        raise ValueError(f"not a video_V_C id: {video_id!r}")
-    return f"{int(match[1]):02d}_{int(match[2]):04d}"
-
-
-def to_video_id(source_id: str) -> str:
-    """``01_0001`` -> ``video_1_1`` (ValueError for other shapes)."""
-    match = _SOURCE_ID.fullmatch(source_id)
-    if not match:
-        raise ValueError(f"not a VV_CCCC id: {source_id!r}")
-    return f"video_{int(match[1])}_{int(match[2])}"
-
-
-def canonical_id(raw: str) -> tuple[str, str]:
-    """``(id, source_id)`` for any clip id: CS-Mage ids in either spelling, others unchanged."""
-    if _VIDEO_ID.fullmatch(raw):
-        return raw, to_source_id(raw)
-    if _SOURCE_ID.fullmatch(raw):
-        return to_video_id(raw), raw
-    return raw, raw
+def member_size_limit() -> int:
+    """The per-member extraction limit: ``$ASR_MAX_ZIP_MEMBER_BYTES`` or :data:`MAX_MEMBER_BYTES`."""
+    raw = os.environ.get(MAX_MEMBER_BYTES_ENV, "").strip()
+    if not raw:
+        return MAX_MEMBER_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_MEMBER_BYTES_ENV}={raw!r}: expected a positive number of bytes")
+    return value
 
 
 def find_pkl(*folders: Path) -> Path | None:
@@ -79,14 +109,8 @@ def find_pkl(*folders: Path) -> Path | None:
     return None
 
 
-class PklEntry(NamedTuple):
-    id: str
-    text: str
-    index: int
-
-
-def read_fulldata_pkl(path: str | Path) -> list[PklEntry]:
-    """The ``(id, raw_text)`` pairs of a CS-Mage pkl, in stored order (restricted unpickler)."""
+def read_fulldata_pkl(path: str | Path) -> list[IdText]:
+    """The ``(id, raw_text, position)`` of each clip of a CS-Mage pkl, in stored order (restricted unpickler)."""
     path = Path(path)
     data = safe_load(path)
     if not isinstance(data, dict) or "id" not in data or "raw_text" not in data:
@@ -95,7 +119,7 @@ def read_fulldata_pkl(path: str | Path) -> list[PklEntry]:
     ids, texts = _as_list(data["id"], path, "id"), _as_list(data["raw_text"], path, "raw_text")
     if len(ids) != len(texts):
         raise DataError(f"{path}: 'id' has {len(ids)} entries but 'raw_text' has {len(texts)}")
-    return [PklEntry(str(i).strip(), _as_text(t), n) for n, (i, t) in enumerate(zip(ids, texts, strict=True))]
+    return [IdText(str(i).strip(), _as_text(t), n) for n, (i, t) in enumerate(zip(ids, texts, strict=True))]
 
 
 def _as_list(value: Any, path: Path, key: str) -> list[Any]:
@@ -110,7 +134,9 @@ def _as_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+        # Never replacement characters: bytes that are not UTF-8 keep their value as lone
+        # surrogates, which validation reports (with the encoding they look like) and leaves out.
+        return value.decode("utf-8", errors="surrogateescape")
     return str(value)
 
 
@@ -119,12 +145,18 @@ def _is_wav_member(name: str) -> bool:
     return base.lower().endswith(".wav") and not base.startswith("._") and "__MACOSX/" not in name
 
 
-def read_csmage(root: Path, audio_dir: Path) -> ReadResult:
+def read_csmage(root: Path, audio_dir: Path, *, max_member_bytes: int | None = None) -> ReadResult:
     """Pair the pkl transcripts with their WAVs; zip members are extracted into ``audio_dir``.
 
-    Extraction is skipped for files already there with the member's size. A pkl id without
-    a WAV is ``missing_audio``; a WAV without a pkl id is ``no_transcript``.
+    Extraction is skipped for a file already there with the member's content (same size and
+    CRC-32 as the zip directory records), so a replaced zip is extracted again. A member is
+    refused without extraction (a suspect, left out) when it is encrypted, uses a compression
+    method that cannot be read, or would expand beyond ``max_member_bytes`` (default
+    :func:`member_size_limit`); an extracted file that is not decodable audio (or holds NaN /
+    infinite samples) is deleted and reported. A pkl id without a WAV is ``missing_audio``;
+    a WAV without a pkl id is ``no_transcript``.
     """
+    cap = member_size_limit() if max_member_bytes is None else max_member_bytes
     pkl = find_pkl(root)
     if pkl is None:
         raise DataError(f"{root}: CS-Mage layout needs {PKL_NAMES[0]} (or {PKL_NAMES[1]})")
@@ -140,7 +172,7 @@ def read_csmage(root: Path, audio_dir: Path) -> ReadResult:
             members = [m for m in archive.infolist() if not m.is_dir() and _is_wav_member(m.filename)]
             wavs = _by_stem(((m, f"{zip_path}:{m.filename}") for m in members), result)
             for entry, member in _match(entries, wavs, f"{zip_path}:{AUDIO_FOLDER}", pkl, result):
-                audio = _extract(archive, member, zip_path, audio_dir, result)
+                audio = _extract(archive, member, zip_path, audio_dir, result, cap)
                 if audio is not None:
                     result.candidates.append(_candidate(entry, audio, pkl))
     else:
@@ -152,70 +184,150 @@ def read_csmage(root: Path, audio_dir: Path) -> ReadResult:
     return result
 
 
-def _candidate(entry: PklEntry, audio: Path, pkl: Path) -> Candidate:
+def _candidate(entry: IdText, audio: Path, pkl: Path) -> Candidate:
     utt_id, source_id = canonical_id(entry.id)
-    return Candidate(utt_id, source_id, audio, entry.text, FORMAT, text_origin=f"{pkl}[{entry.index}]")
+    return Candidate(utt_id, source_id, audio, entry.text, FORMAT, text_origin=f"{pkl}[{entry.line}]")
 
 
 def _by_stem(items: Iterable[tuple[Any, str]], result: ReadResult) -> dict[str, tuple[Any, str]]:
     """WAVs keyed by file stem; a repeated stem is reported and the first one kept."""
-    index: dict[str, tuple[Any, str]] = {}
-    for item, label in items:
-        stem = label.rsplit("/", 1)[-1][: -len(".wav")]
-        if stem in index:
-            result.suspects.append(
-                Suspect(canonical_id(stem)[0], label, DUPLICATE_ID, f"same file name as {index[stem][1]}")
-            )
-        else:
-            index[stem] = (item, label)
-    return index
+    named = ((label.rsplit("/", 1)[-1][: -len(".wav")], label, (item, label)) for item, label in items)
+    return keep_first(named, result.suspects, lambda first: f"same file name as {first[1]}")
 
 
 def _match(
-    entries: list[PklEntry], wavs: dict[str, tuple[Any, str]], where: str, pkl: Path, result: ReadResult
-) -> Iterator[tuple[PklEntry, Any]]:
+    entries: list[IdText], wavs: dict[str, tuple[Any, str]], where: str, pkl: Path, result: ReadResult
+) -> Iterator[tuple[IdText, Any]]:
     used: set[str] = set()
     for entry in entries:
         utt_id, source_id = canonical_id(entry.id)
         stem = source_id if source_id in wavs else entry.id
         if stem not in wavs:
             detail = f"{pkl.name} lists {entry.id} but there is no {source_id}.wav"
-            result.suspects.append(Suspect(utt_id, f"{where}/{source_id}.wav", MISSING_AUDIO, detail))
+            result.flag(utt_id, f"{where}/{source_id}.wav", MISSING_AUDIO, detail)
             continue
         used.add(stem)
         yield entry, wavs[stem][0]
     for stem, (_, label) in wavs.items():
         if stem not in used:
-            detail = f"no entry for this WAV in {pkl.name}"
-            result.suspects.append(Suspect(canonical_id(stem)[0], label, NO_TRANSCRIPT, detail))
+            result.flag(canonical_id(stem)[0], label, NO_TRANSCRIPT, f"no entry for this WAV in {pkl.name}")
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
         raise DataError(f"{path}: not a readable zip archive ({err})") from err
 
 
+class _RefusedMember(Exception):
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(detail)
+        self.problem, self.detail = problem, detail
+
+
 def _extract(
-    archive: zipfile.ZipFile, member: zipfile.ZipInfo, zip_path: Path, audio_dir: Path, result: ReadResult
+    archive: zipfile.ZipFile,
+    member: zipfile.ZipInfo,
+    zip_path: Path,
+    audio_dir: Path,
+    result: ReadResult,
+    cap: int,
 ) -> Path | None:
+    """``audio_dir/<name>.wav`` holding the member's content, or None after flagging it."""
     name = member.filename.rsplit("/", 1)[-1]
     target = audio_dir / name
-    if target.is_file() and target.stat().st_size == member.file_size:
-        return target.resolve()
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with archive.open(member) as src, tmp.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(tmp, target)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        utt_id = canonical_id(name[: -len(".wav")])[0]
-        result.suspects.append(
-            Suspect(utt_id, f"{zip_path}:{member.filename}", UNREADABLE_AUDIO, f"zip member: {err}")
+        _check_member(member, cap)
+        if not _holds_member(target, member):
+            _copy_member(archive, member, target, cap)
+        audio_info(target)
+        check_finite(target)
+    except _RefusedMember as err:
+        problem, detail = err.problem, err.detail
+    except DataError as err:  # not decodable audio, or NaN / infinite samples
+        problem, detail = getattr(err, "problem", UNREADABLE_AUDIO), getattr(err, "reason", str(err))
+    else:
+        return target.resolve()
+    if target.is_file() or target.is_symlink():  # never leave unusable (or earlier) audio behind
+        target.unlink()
+        detail += "; its extracted copy was removed"
+    result.flag(canonical_id(name[: -len(".wav")])[0], f"{zip_path}:{member.filename}", problem, detail)
+    return None
+
+
+def _check_member(member: zipfile.ZipInfo, cap: int) -> None:
+    """Refuse, before reading it, a member that is encrypted, unreadable or too big."""
+    if member.flag_bits & 0x1:
+        raise _RefusedMember(
+            UNREADABLE_AUDIO,
+            "zip member is encrypted (password protected); re-pack the zip without a password",
         )
-        return None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target.resolve()
+    if member.compress_type not in _READABLE_METHODS:
+        method = zipfile.compressor_names.get(member.compress_type, "unknown")
+        raise _RefusedMember(
+            UNREADABLE_AUDIO,
+            f"zip member uses compression method {member.compress_type} ({method}), which cannot be read; "
+            "re-pack the zip with deflate (or store)",
+        )
+    if member.file_size > cap:
+        raise _RefusedMember(TOO_LARGE, _too_large(f"{member.file_size} bytes", cap))
+
+
+def _too_large(size: str, cap: int) -> str:
+    return (
+        f"zip member expands to {size}, over the limit of {cap} bytes per member; not extracted "
+        f"(a CS-Mage clip is under 1 MB; set {MAX_MEMBER_BYTES_ENV} to raise the limit)"
+    )
+
+
+def _holds_member(target: Path, member: zipfile.ZipInfo) -> bool:
+    """Whether ``target`` already has the member's content: its size and CRC-32 (not its age)."""
+    try:
+        if not target.is_file() or target.stat().st_size != member.file_size:
+            return False
+        crc = 0
+        with target.open("rb") as handle:
+            for block in iter(lambda: handle.read(_COPY_BLOCK), b""):
+                crc = zlib.crc32(block, crc)
+    except OSError:
+        return False
+    return crc == member.CRC
+
+
+def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, cap: int) -> None:
+    """Extract ``member`` to ``target`` atomically, reading at most ``cap`` bytes of it.
+
+    Problems reading the member are :class:`_RefusedMember`; problems writing ``target``
+    concern the whole run and are an ASRError.
+    """
+    try:
+        src = archive.open(member)
+    except _MEMBER_ERRORS as err:
+        raise _RefusedMember(UNREADABLE_AUDIO, f"zip member cannot be opened ({_describe(err)})") from None
+    try:
+        with src, atomic_write(target, "wb") as dst:
+            written = 0
+            while True:
+                try:
+                    block = src.read(_COPY_BLOCK)
+                except _MEMBER_ERRORS as err:
+                    raise _RefusedMember(
+                        UNREADABLE_AUDIO, f"zip member is damaged ({_describe(err)})"
+                    ) from None
+                if not block:
+                    break
+                written += len(block)
+                if written > cap:  # the zip directory understated the size
+                    raise _RefusedMember(
+                        TOO_LARGE,
+                        _too_large(f"more than the {member.file_size} bytes its zip entry says", cap),
+                    )
+                dst.write(block)
+    except OSError as err:
+        raise ASRError(f"{target}: cannot write the extracted audio ({err.strerror or err})") from None
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:200]

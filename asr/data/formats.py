@@ -10,25 +10,35 @@ Layouts (``--format``):
 
 Relative audio paths are resolved against the file that names them.
 
->>> detect_format(Path("corpus/kaldi/train"))
+>>> import tempfile
+>>> root = Path(tempfile.mkdtemp())
+>>> _ = (root / "wav.scp").write_text("u1 u1.wav\\n", encoding="utf-8")
+>>> _ = (root / "text").write_text("u1 好咯\\nu2 冇得\\n", encoding="utf-8")
+>>> detect_format(root)
 'kaldi'
->>> result = read_corpus(Path("clips"), audio_dir=Path("prepared/audio"))
+>>> result = read_corpus(root, audio_dir=root / "audio")
+>>> [(c.id, c.text, c.audio.name) for c in result.candidates]
+[('u1', '好咯', 'u1.wav')]
+>>> [(s.id, s.problem) for s in result.suspects]
+[('u2', 'missing_audio')]
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from asr.data.csmage import AUDIO_FOLDER, ZIP_NAME, canonical_id, read_csmage
+from asr.data.csmage import AUDIO_FOLDER, ZIP_NAME, read_csmage
 from asr.data.id_text import first_by_id, read_id_text_file
-from asr.data.manifest import iter_jsonl
-from asr.data.records import MISSING_AUDIO, NO_TRANSCRIPT, Candidate, ReadResult, Suspect
+from asr.data.ids import canonical_id
+from asr.data.records import MISSING_AUDIO, NO_TRANSCRIPT, Candidate, ReadResult
+from asr.data.text_files import read_text_file
 from asr.data.videos import VIDEO_SUFFIXES, read_videos
 from asr.errors import ASRError, DataError
+from asr.io import iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +83,20 @@ def _looks_like_corpus(folder: Path) -> bool:
     return folder.is_dir() and any((folder / name).exists() for name in (ZIP_NAME, AUDIO_FOLDER, "wav.scp"))
 
 
-def read_corpus(root: Path, audio_dir: Path, fmt: str = "auto") -> ReadResult:
-    """Read the corpus at ``root`` in layout ``fmt`` (``auto`` detects it)."""
+def resolve_format(root: Path, fmt: str = "auto") -> str:
+    """``fmt`` checked against ``root`` (which must exist); ``auto`` detects the layout."""
     if fmt == "auto":
         fmt = detect_format(root)
         log.info("%s: detected %s layout", root, fmt)
     elif not root.exists():
         raise ASRError(f"--data-root {root} does not exist; expected {EXPECTED_LAYOUTS}")
+    if fmt not in FORMATS:
+        raise ASRError(f"unknown --format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def read_corpus(root: Path, audio_dir: Path, fmt: str = "auto") -> ReadResult:
+    """Read the corpus at ``root`` in layout ``fmt`` (``auto`` detects it)."""
     readers: dict[str, Callable[[Path, Path], ReadResult]] = {
         "csmage": read_csmage,
         "video": read_videos,
@@ -87,9 +104,7 @@ def read_corpus(root: Path, audio_dir: Path, fmt: str = "auto") -> ReadResult:
         "funasr": read_funasr,
         "manifest": read_manifests,
     }
-    if fmt not in readers:
-        raise ASRError(f"unknown --format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
-    return readers[fmt](root, audio_dir)
+    return readers[resolve_format(root, fmt)](root, audio_dir)
 
 
 # JSON lines -------------------------------------------------------------------------------
@@ -105,9 +120,16 @@ def _jsonl_files(root: Path) -> list[Path]:
     return files
 
 
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`asr.io.iter_jsonl` on a file first checked to be UTF-8 (the error names the line
+    and the encoding the file looks like)."""
+    read_text_file(path)
+    yield from iter_jsonl(path)
+
+
 def _jsonl_kind(path: Path) -> str | None:
     """``funasr`` or ``manifest`` from the first line; None for an empty file."""
-    for number, obj in iter_jsonl(path):
+    for number, obj in _iter_jsonl(path):
         if {"key", "source", "target"} <= obj.keys():
             return "funasr"
         if {"id", "audio", "text"} <= obj.keys():
@@ -138,7 +160,7 @@ def read_funasr(root: Path, audio_dir: Path) -> ReadResult:
     result = ReadResult("funasr", sources=[str(p) for p in files])
     for path in files:
         base = path.parent.resolve()
-        for number, obj in iter_jsonl(path):
+        for number, obj in _iter_jsonl(path):
             _require(obj, ("key", "source", "target"), path, number)
             utt_id, source_id = canonical_id(str(obj["key"]))
             extra = {k: v for k, v in obj.items() if k not in ("key", "source", "target")}
@@ -165,7 +187,7 @@ def read_manifests(root: Path, audio_dir: Path) -> ReadResult:
     dropped = {"id", "audio", "text", "split", "duration", "text_norm", "format", "source_id"}
     for path in files:
         base = path.parent.resolve()
-        for number, obj in iter_jsonl(path):
+        for number, obj in _iter_jsonl(path):
             _require(obj, ("id", "audio", "text"), path, number)
             utt_id, source_id = canonical_id(str(obj["id"]))
             split = obj.get("split")
@@ -221,9 +243,7 @@ def read_kaldi(root: Path, audio_dir: Path) -> ReadResult:
             raise DataError(f"{scp}:{row.line}: ark offsets are not supported; list plain audio file paths")
         utt_id, source_id = canonical_id(row.id)
         if row.id not in texts:
-            result.suspects.append(
-                Suspect(utt_id, location, NO_TRANSCRIPT, f"{row.id} is not in {text_file}")
-            )
+            result.flag(utt_id, location, NO_TRANSCRIPT, f"{row.id} is not in {text_file}")
             continue
         used.add(row.id)
         text, line = texts[row.id]
@@ -235,7 +255,5 @@ def read_kaldi(root: Path, audio_dir: Path) -> ReadResult:
     for raw_id, (_, line) in texts.items():
         if raw_id not in used:
             detail = f"{raw_id} has a transcript but no wav.scp entry"
-            result.suspects.append(
-                Suspect(canonical_id(raw_id)[0], f"{text_file}:{line}", MISSING_AUDIO, detail)
-            )
+            result.flag(canonical_id(raw_id)[0], f"{text_file}:{line}", MISSING_AUDIO, detail)
     return result

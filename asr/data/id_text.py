@@ -1,34 +1,32 @@
 """Reading ``<id> <text>`` line files: Kaldi ``text``, ``transcripts.txt``, the v1 split lists.
 
->>> read_id_text_file("transcripts.txt")[0]
-IdText(id='01_0001', text='好咯', line=1)
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "transcripts.txt"
+>>> _ = path.write_text("01_0001 好咯\\n\\n01_0002 蛮好的\\n01_0001 又来了\\n", encoding="utf-8")
+>>> read_id_text_file(path)[1]
+IdText(id='01_0002', text='蛮好的', line=3)
+>>> suspects = []
+>>> first_by_id(path, suspects)
+{'01_0001': ('好咯', 1), '01_0002': ('蛮好的', 3)}
+>>> suspects[0].detail
+'repeated in transcripts.txt (first on line 1)'
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
-from asr.data.csmage import canonical_id
-from asr.data.records import DUPLICATE_ID, Suspect
-from asr.errors import DataError
-
-
-class IdText(NamedTuple):
-    id: str
-    text: str
-    line: int
+from asr.data.records import IdText, Suspect, keep_first
+from asr.data.text_files import read_text_file
 
 
 def read_id_text_file(path: str | Path) -> list[IdText]:
-    """Parse one ``<id> <text>`` pair per non-blank line (text may be empty)."""
-    path = Path(path)
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+    """Parse one ``<id> <text>`` pair per non-blank line (text may be empty).
+
+    The file must be UTF-8 (a BOM is allowed); anything else is a DataError naming the byte,
+    the line and the encoding the file looks like (:func:`asr.data.text_files.read_text_file`).
+    """
+    content = read_text_file(path)
     rows = []
     for number, line in enumerate(content.splitlines(), start=1):
         parts = line.strip().split(maxsplit=1)
@@ -39,11 +37,5 @@ def read_id_text_file(path: str | Path) -> list[IdText]:
 
 def first_by_id(path: Path, suspects: list[Suspect]) -> dict[str, tuple[str, int]]:
     """``id -> (text, line)`` from an id/text file; repeated ids are reported, first kept."""
-    rows: dict[str, tuple[str, int]] = {}
-    for row in read_id_text_file(path):
-        if row.id in rows:
-            detail = f"repeated in {path.name} (first on line {rows[row.id][1]})"
-            suspects.append(Suspect(canonical_id(row.id)[0], f"{path}:{row.line}", DUPLICATE_ID, detail))
-        else:
-            rows[row.id] = (row.text, row.line)
-    return rows
+    rows = ((row.id, f"{path}:{row.line}", (row.text, row.line)) for row in read_id_text_file(path))
+    return keep_first(rows, suspects, lambda first: f"repeated in {path.name} (first on line {first[1]})")

@@ -4,23 +4,25 @@ Keys written by ``asr prepare``: ``id``, ``audio`` (absolute path), ``duration``
 (seconds), ``text`` (raw reference), ``text_norm`` (protocol normalization),
 ``split``, then any extra keys (``source_id``, ``format``, ...), kept on round trip.
 
->>> rows = read_manifest("prepared/manifests/test.jsonl")
->>> rows[0].id, rows[0].text_norm
-('video_1_1', '这种评价就非常非常高啊')
->>> write_manifest("subset.jsonl", rows[:10])
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "test.jsonl"
+>>> _ = write_manifest(path, [Utterance("video_1_1", "/data/01_0001.wav", 2.5, "好高啊！", "好高啊")])
+>>> print(path.read_text(encoding="utf-8"), end="")
+{"id": "video_1_1", "audio": "/data/01_0001.wav", "duration": 2.5, "text": "好高啊！", "text_norm": "好高啊", "split": null}
+>>> rows = read_manifest(path)
+>>> rows[0].id, rows[0].text_norm, rows[0].split
+('video_1_1', '好高啊', None)
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from asr.errors import DataError
+from asr.io import iter_jsonl, write_jsonl
 from asr.text.normalize import normalize
 
 CORE_KEYS = ("id", "audio", "duration", "text", "text_norm", "split")
@@ -79,26 +81,6 @@ class Utterance:
         )
 
 
-def iter_jsonl(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; bad JSON is a DataError."""
-    path = Path(path)
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"{path}: cannot open ({err.strerror or err})") from err
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: invalid JSON ({err.msg})") from err
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
-            yield number, obj
-
-
 def read_manifest(path: str | Path, *, unique: bool = True) -> list[Utterance]:
     """Read a manifest; relative audio paths are resolved against the manifest's folder.
 
@@ -124,14 +106,4 @@ def read_manifest(path: str | Path, *, unique: bool = True) -> list[Utterance]:
 
 def write_manifest(path: str | Path, rows: Iterable[Utterance]) -> Path:
     """Write rows as JSON lines (UTF-8, not ASCII-escaped) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_jsonl(path, (row.to_dict() for row in rows))

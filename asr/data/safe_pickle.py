@@ -6,9 +6,15 @@ reconstruction helpers, ``collections.OrderedDict``/``defaultdict`` and inert bu
 types. Everything else (``os.system``, pandas objects, custom classes) is refused
 before it is imported or called.
 
->>> data = safe_load("CS-Mage_fulldata.pkl")
->>> sorted(data)[:2]
-['id', 'raw_text']
+>>> import os, pickle, tempfile
+>>> path = Path(tempfile.mkdtemp()) / "CS-Mage_fulldata.pkl"
+>>> _ = path.write_bytes(pickle.dumps({"id": ["video_1_1"], "raw_text": ["好咯"]}))
+>>> safe_load(path)
+{'id': ['video_1_1'], 'raw_text': ['好咯']}
+>>> _ = path.write_bytes(pickle.dumps(os.system))
+>>> safe_load(path)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+asr.errors.DataError: ...: refused to unpickle posix.system (only plain containers and numpy arrays are allowed)
 """
 
 from __future__ import annotations

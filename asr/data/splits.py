@@ -7,6 +7,7 @@
 
 >>> v2_split({"video_1_1": 2.5, "video_1_2": 1.25})  # strata of one clip: round(0.7) = 1 -> train
 {'video_1_2': 'train', 'video_1_1': 'train'}
+>>> from collections import Counter
 >>> Counter(random_split([f"u{i}" for i in range(1085)], seed=42, ratios=(8, 1, 1)).values())
 Counter({'train': 869, 'validation': 108, 'test': 108})
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asr.data.csmage import canonical_id
 from asr.data.id_text import read_id_text_file
+from asr.data.ids import canonical_id
 from asr.data.manifest import Utterance
+from asr.data.text_files import read_text_file
 from asr.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -78,16 +81,16 @@ def v2_split(durations: Mapping[str, float]) -> dict[str, str]:
     return assignment
 
 
-def parse_ratios(text: str) -> tuple[float, float, float]:
-    """``"8:1:1"`` -> ``(8.0, 1.0, 1.0)``; three non-negative numbers with a positive train share."""
-    parts = text.split(":")
+def parse_ratios(ratios: str | Sequence[float]) -> tuple[float, float, float]:
+    """``"8:1:1"`` or ``(8, 1, 1)`` -> ``(8.0, 1.0, 1.0)``; three non-negative numbers, train > 0."""
+    parts = ratios.split(":") if isinstance(ratios, str) else list(ratios)
     try:
-        ratios = tuple(float(part) for part in parts)
-    except ValueError:
-        ratios = ()
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
-        raise ConfigError(f"--ratios {text!r}: expected train:validation:test like 8:1:1 (train > 0)")
-    return ratios  # type: ignore[return-value]
+        values = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or any(r < 0 for r in values) or values[0] <= 0:
+        raise ConfigError(f"--ratios {ratios!r}: expected train:validation:test like 8:1:1 (train > 0)")
+    return values  # type: ignore[return-value]
 
 
 def random_split(ids: Iterable[str], seed: int, ratios: Sequence[float] = (8, 1, 1)) -> dict[str, str]:
@@ -114,14 +117,14 @@ class SplitFiles:
 
 
 def read_v2_split_files(folder: str | Path) -> SplitFiles:
-    """Read ``train.csv``, ``validation.csv``, ``test.csv`` (columns ``sample_id,split``)."""
+    """Read ``train.csv``, ``validation.csv``, ``test.csv`` (columns ``sample_id,split``; strict UTF-8)."""
     folder = _require_files(Path(folder), V2_FILES, "v2")
     assignment: dict[str, str] = {}
     origin: dict[str, str] = {}
     for default_split, name in V2_FILES.items():
         path = folder / name
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
+        reader = csv.DictReader(io.StringIO(read_text_file(path), newline=""))
+        try:
             if not reader.fieldnames or "sample_id" not in reader.fieldnames:
                 raise DataError(f"{path}: expected a header with sample_id,split; found {reader.fieldnames}")
             for row in reader:
@@ -131,6 +134,8 @@ def read_v2_split_files(folder: str | Path) -> SplitFiles:
                 where = f"{path}:{reader.line_num}"
                 split = split_name(row.get("split") or default_split, where)
                 _add(assignment, origin, canonical_id(raw)[0], split, name, where)
+        except csv.Error as err:
+            raise DataError(f"{path}:{reader.line_num}: not a readable CSV file ({err})") from None
     return SplitFiles(assignment, origin, _provenance("v2", folder, V2_FILES))
 
 

@@ -1,12 +1,30 @@
 """Checks on candidate utterances, and the data reports written by ``asr prepare``.
 
-Left out of the manifests: missing or unreadable audio, empty text (also empty after
+Left out of the manifests: missing or undecodable audio, audio with NaN or infinite
+samples (``non_finite_audio``), clips shorter than :data:`MIN_DURATION` (``too_short``),
+ids, transcripts or audio paths that are not valid Unicode (``invalid_text``: lone
+surrogates, or transcript bytes that are not UTF-8), empty text (also empty after
 normalization: there would be nothing to score), duplicate ids. Converted and flagged:
 wrong sample rate or channel count (resampled/downmixed into ``audio_dir/converted``).
 Flagged only: markup in the text, implausible characters per second.
 
->>> checked = check_candidates(result.candidates, audio_dir=Path("prepared/audio"))
->>> write_suspects_csv(Path("prepared/reports/suspects.csv"), checked.suspects)
+>>> import tempfile
+>>> import numpy as np
+>>> from asr.data.audio import write_wav
+>>> folder = Path(tempfile.mkdtemp())
+>>> wav = write_wav(folder / "a.wav", np.zeros(16000, dtype=np.float32))
+>>> checked = check_candidates(
+...     [Candidate("u1", "u1", wav, "<笑>好咯好咯", "kaldi"), Candidate("u2", "u2", wav, "...", "kaldi")],
+...     audio_dir=folder / "audio",
+... )
+>>> [(u.id, u.duration, u.text_norm) for u in checked.utterances]
+[('u1', 1.0, '笑好咯好咯')]
+>>> [(s.id, s.problem, s.detail) for s in checked.suspects]
+[('u1', 'markup', '<笑>'), ('u2', 'empty_after_normalization', "'...' has no CJK, digits or letters")]
+>>> print(write_suspects_csv(folder / "suspects.csv", checked.suspects).read_text(encoding="utf-8"), end="")
+id,file,problem,detail
+u1,,markup,<笑>
+u2,,empty_after_normalization,"'...' has no CJK, digits or letters"
 """
 
 from __future__ import annotations
@@ -14,18 +32,15 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
-import os
 import re
 import statistics
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asr.data.audio import SOUNDFILE_SUFFIXES, TARGET_SAMPLE_RATE, audio_info, extract_audio
+from asr.data.audio import SOUNDFILE_SUFFIXES, TARGET_SAMPLE_RATE, audio_info, check_finite, extract_audio
 from asr.data.manifest import Utterance
 from asr.data.records import (
     DUPLICATE_ID,
@@ -33,17 +48,25 @@ from asr.data.records import (
     EMPTY_TEXT,
     EXCLUDING,
     IMPLAUSIBLE_CPS,
+    INVALID_TEXT,
     MARKUP,
     MISSING_AUDIO,
     PROBLEMS,
+    TOO_SHORT,
     UNREADABLE_AUDIO,
     WRONG_CHANNELS,
     WRONG_SAMPLE_RATE,
     Candidate,
     Suspect,
 )
+from asr.data.text_files import describe_bad_bytes
 from asr.errors import DataError
+from asr.io import write_text
 from asr.text.normalize import normalize
+
+# Clips shorter than this (seconds) are left out as ``too_short``: a fraction of a syllable
+# cannot hold a transcript (CS-Mage clips run about 1-30 s; the shortest are well over 0.5 s).
+MIN_DURATION = 0.1
 
 # Normalized characters per second outside these bounds are flagged (Changsha speech runs ~3-7).
 CPS_MIN = 0.5
@@ -68,6 +91,12 @@ def check_candidates(
     result = CheckResult()
     seen: dict[str, str] = {}
     for cand in candidates:
+        invalid = _invalid_fields(cand)
+        if invalid:
+            result.suspects.append(
+                Suspect(cand.id, cand.text_origin or str(cand.audio), INVALID_TEXT, invalid)
+            )
+            continue
         if cand.id in seen:
             detail = f"id already used by {seen[cand.id]}"
             result.suspects.append(Suspect(cand.id, str(cand.audio), DUPLICATE_ID, detail))
@@ -107,8 +136,9 @@ def _checked_audio(
         return None
     try:
         info = audio_info(source)
+        check_finite(source)
     except DataError as err:
-        result.suspects.append(Suspect(cand.id, str(source), UNREADABLE_AUDIO, str(err)))
+        result.suspects.append(Suspect(cand.id, str(source), _audio_problem(err), str(err)))
         return None
     problems = []
     if info.sample_rate != sample_rate:
@@ -123,16 +153,60 @@ def _checked_audio(
                 extract_audio(source, path, sample_rate)
             info = audio_info(path)
         except DataError as err:
-            result.suspects.append(Suspect(cand.id, str(source), UNREADABLE_AUDIO, str(err)))
+            result.suspects.append(Suspect(cand.id, str(source), _audio_problem(err), str(err)))
             return None
         for problem, found in problems:
             detail = f"{found}; converted to {sample_rate} Hz mono: {path}"
             result.suspects.append(Suspect(cand.id, str(source), problem, detail))
-    if info.frames <= 0:
-        result.suspects.append(Suspect(cand.id, str(source), UNREADABLE_AUDIO, "no audio samples"))
+    seconds = info.frames / info.sample_rate
+    if info.frames <= 0 or seconds < MIN_DURATION:
+        shown = f"{seconds:.7f}".rstrip("0").rstrip(".")
+        detail = f"{shown} s ({info.frames} samples at {info.sample_rate} Hz); clips shorter than {MIN_DURATION} s are left out"
+        result.suspects.append(Suspect(cand.id, str(source), TOO_SHORT, detail))
         return None
     result.converted += path != source
-    return path.resolve(), round(info.frames / info.sample_rate, 6)
+    return path.resolve(), round(seconds, 6)
+
+
+def _audio_problem(err: DataError) -> str:
+    """The suspects.csv problem of an audio error: ``non_finite_audio`` or ``unreadable_audio``."""
+    return str(getattr(err, "problem", UNREADABLE_AUDIO))
+
+
+def _invalid_fields(cand: Candidate) -> str:
+    """Why the id, transcript or audio path of ``cand`` cannot be written as UTF-8 ("" if they can)."""
+    for what, value in (("id", cand.id), ("transcript", cand.text), ("audio path", str(cand.audio))):
+        why = invalid_unicode(value)
+        if why:
+            return f"{what} {why}"
+    return ""
+
+
+def invalid_unicode(value: str) -> str:
+    """Why ``value`` is not valid Unicode text ("" if it is).
+
+    Lone surrogates come from a pkl or JSON that holds them, or stand for bytes that were not
+    UTF-8 (a reader decodes such bytes with ``surrogateescape``, never with replacement
+    characters); the latter are described with the encoding they look like.
+
+    >>> invalid_unicode("好\\ud800咯")
+    'holds a lone surrogate U+D800 at character 1 (not valid Unicode text)'
+    >>> invalid_unicode("长沙".encode("gbk").decode("utf-8", "surrogateescape"))
+    'is bytes that are not UTF-8 (invalid start byte at byte 0, line 1); it looks like GB18030 (GBK)'
+    """
+    try:
+        value.encode("utf-8")
+        return ""
+    except UnicodeEncodeError as err:
+        first = err.start
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+        raw.decode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    except UnicodeDecodeError as err:
+        return f"is bytes that are not UTF-8 {describe_bad_bytes(raw, err, advice=False)}"
+    return f"holds a lone surrogate U+{ord(value[first]):04X} at character {first} (not valid Unicode text)"
 
 
 def _converted_path(audio_dir: Path, utt_id: str) -> Path:
@@ -210,21 +284,10 @@ def write_suspects_csv(path: Path, suspects: Iterable[Suspect]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=SUSPECT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for suspect in suspects:
-        writer.writerow(suspect.as_row())
-    return _write_text(path, buffer.getvalue())
+        writer.writerow({key: printable(value) for key, value in suspect.as_row().items()})
+    return write_text(path, buffer.getvalue())
 
 
-def write_json(path: Path, obj: Any) -> Path:
-    """Write pretty UTF-8 JSON atomically."""
-    return _write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
-def _write_text(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(content, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+def printable(value: str) -> str:
+    """``value`` with lone surrogates spelled ``\\udc80``, so it can be written as UTF-8."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -4,7 +4,7 @@ Clips: ``.mp4 .mkv .mov .webm .avi .flv .m4a`` directly in the folder. Transcrip
 ``transcripts.txt`` there (``<stem> <text>`` lines), else ``CS-Mage_fulldata.pkl`` in the
 folder or its parent. Stems like ``01_0001`` become ids ``video_1_1``; other stems are ids.
 
->>> result = read_videos(Path("clips"), audio_dir=Path("prepared/audio"))
+>>> result = read_videos(Path("clips"), audio_dir=Path("prepared/audio"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.data.audio import extract_audio
-from asr.data.csmage import canonical_id, find_pkl, read_fulldata_pkl
+from asr.data.csmage import find_pkl, read_fulldata_pkl
 from asr.data.id_text import first_by_id
+from asr.data.ids import canonical_id
 from asr.data.records import (
     DUPLICATE_ID,
     MISSING_AUDIO,
@@ -21,7 +22,7 @@ from asr.data.records import (
     UNREADABLE_AUDIO,
     Candidate,
     ReadResult,
-    Suspect,
+    keep_first,
 )
 from asr.errors import DataError
 
@@ -40,20 +41,20 @@ def read_videos(root: Path, audio_dir: Path) -> ReadResult:
     for clip in clips:
         utt_id, source_id = canonical_id(clip.stem)
         if utt_id in found:
-            detail = f"same id as {found[utt_id].name}"
-            result.suspects.append(Suspect(utt_id, str(clip), DUPLICATE_ID, detail))
+            result.flag(utt_id, str(clip), DUPLICATE_ID, f"same id as {found[utt_id].name}")
             continue
         found[utt_id] = clip
         if utt_id not in transcripts:
-            detail = f"no transcript for {clip.stem} in {result.sources[-1]}"
-            result.suspects.append(Suspect(utt_id, str(clip), NO_TRANSCRIPT, detail))
+            result.flag(
+                utt_id, str(clip), NO_TRANSCRIPT, f"no transcript for {clip.stem} in {result.sources[-1]}"
+            )
             continue
         target = audio_dir / f"{clip.stem}.wav"
         if not (target.is_file() and target.stat().st_mtime >= clip.stat().st_mtime):
             try:
                 extract_audio(clip, target)
-            except DataError as err:
-                result.suspects.append(Suspect(utt_id, str(clip), UNREADABLE_AUDIO, str(err)))
+            except DataError as err:  # undecodable, or NaN / infinite samples (err.problem)
+                result.flag(utt_id, str(clip), getattr(err, "problem", UNREADABLE_AUDIO), str(err))
                 continue
         text, origin = transcripts[utt_id]
         result.candidates.append(
@@ -62,17 +63,16 @@ def read_videos(root: Path, audio_dir: Path) -> ReadResult:
         )  # fmt: skip
     for utt_id, (_, origin) in transcripts.items():
         if utt_id not in found:
-            detail = f"transcript without a video clip in {root}"
-            result.suspects.append(Suspect(utt_id, origin, MISSING_AUDIO, detail))
+            result.flag(utt_id, origin, MISSING_AUDIO, f"transcript without a video clip in {root}")
     return result
 
 
 def _video_transcripts(root: Path, result: ReadResult) -> dict[str, tuple[str, str]]:
     """``id -> (text, origin)`` from ``transcripts.txt``, else from a CS-Mage pkl."""
     txt = root / TRANSCRIPTS_NAME
-    transcripts: dict[str, tuple[str, str]] = {}
     if txt.is_file():
         result.sources.append(str(txt))
+        transcripts: dict[str, tuple[str, str]] = {}
         for raw_id, (text, line) in first_by_id(txt, result.suspects).items():
             transcripts.setdefault(canonical_id(raw_id)[0], (text, f"{txt}:{line}"))
         return transcripts
@@ -83,12 +83,6 @@ def _video_transcripts(root: Path, result: ReadResult) -> dict[str, tuple[str, s
             "(lines '<stem> <text>') in that folder or CS-Mage_fulldata.pkl beside it"
         )
     result.sources.append(str(pkl))
-    for entry in read_fulldata_pkl(pkl):
-        utt_id = canonical_id(entry.id)[0]
-        if utt_id in transcripts:
-            result.suspects.append(
-                Suspect(utt_id, f"{pkl}[{entry.index}]", DUPLICATE_ID, "repeated id in the pkl")
-            )
-        else:
-            transcripts[utt_id] = (entry.text, f"{pkl}[{entry.index}]")
-    return transcripts
+    entries = read_fulldata_pkl(pkl)
+    rows = ((canonical_id(e.id)[0], f"{pkl}[{e.line}]", (e.text, f"{pkl}[{e.line}]")) for e in entries)
+    return keep_first(rows, result.suspects, lambda _: "repeated id in the pkl")

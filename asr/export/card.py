@@ -18,12 +18,17 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from asr import __version__
+from asr.errors import DataError
+from asr.io import iter_jsonl
+from asr.models.base import python_block
+from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
+from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, Record
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +39,7 @@ V2_PROTOCOL = "CS-Mage v2 split (760/160/165)"
 NORMALIZATION = "CS-Mage normalization"
 CURVE_FILE = "training_curve.png"
 RUN_FILES = ("config.yaml", "metrics_test.json", "summary.json")  # copied to the export's run/ folder
-
-# Licence of each registered base model (Hub metadata id, name, link). Whisper: apache-2.0 on the
-# Hub's openai/whisper-* checkpoints (OpenAI's original code and weights release is MIT).
-LICENSES: dict[str, tuple[str, str | None, str | None]] = {
-    "whisper-tiny": ("apache-2.0", None, None),
-    "whisper-base": ("apache-2.0", None, None),
-    "whisper-small": ("apache-2.0", None, None),
-    "whisper-large-v3-turbo": ("apache-2.0", None, None),
-    "whisper-large-v3": ("apache-2.0", None, None),
-    "xlsr-53-zh": ("apache-2.0", None, None),
-    "paraformer-large": (
-        "other",
-        "funasr-model-license",
-        "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE",
-    ),
-    "sensevoice-small": (
-        "other",
-        "funasr-model-license",
-        "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE",
-    ),
-}
-FAMILY_TAGS = {"whisper": "whisper", "ctc": "wav2vec2", "funasr": "funasr"}
+R = TypeVar("R", bound=Record)
 
 DATASET_TERMS = (
     "CS-Mage is distributed by its authors for **non-commercial research and education only**. "
@@ -70,11 +54,15 @@ DATASET_TERMS = (
 
 @dataclass
 class RunRecords:
-    """What a fine-tuning run left behind; ``None``/empty for files that are missing or unreadable."""
+    """What a fine-tuning run left behind; ``None``/empty for files that are missing or unusable.
+
+    ``metrics`` is ``metrics_test.json``, ``summary`` is ``summary.json`` (read through their
+    record classes); an unreadable or invalid file is left out with a warning and a ``problems`` entry.
+    """
 
     run_dir: Path | None = None
-    metrics: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
+    metrics: EvalRecord | None = None
+    summary: FinetuneSummary | None = None
     config: dict[str, Any] | None = None
     train_log: list[dict[str, Any]] = field(default_factory=list)
     curve: Path | None = None
@@ -85,109 +73,89 @@ class RunRecords:
         records = cls(run_dir=run_dir)
         if run_dir is None or not run_dir.is_dir():
             return records
-        records.metrics = records._json(run_dir / "metrics_test.json")
-        records.summary = records._json(run_dir / "summary.json")
+        records.metrics = records._record(EvalRecord, run_dir / "metrics_test.json")
+        records.summary = records._record(FinetuneSummary, run_dir / "summary.json")
         records.config = records._yaml(run_dir / "config.yaml")
         records.train_log = records._jsonl(run_dir / "train_log.jsonl")
         curve = run_dir / CURVE_FILE
         records.curve = curve if curve.is_file() and curve.stat().st_size > 0 else None
         return records
 
-    def _read(self, path: Path) -> str | None:
+    def _problem(self, path: Path, err: Any) -> None:
+        log.warning("%s: unreadable, left out of the model card (%s)", path, err)
+        detail = str(err).removeprefix(str(path)).lstrip(":, ")  # the card never shows local paths
+        self.problems.append(f"{path.name}: unreadable ({detail})")
+
+    def _record(self, record: type[R], path: Path) -> R | None:
         if not path.is_file():
             return None
         try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
+            return record.load(path)
+        except DataError as err:
             self._problem(path, err)
             return None
-
-    def _problem(self, path: Path, err: Any) -> None:
-        log.warning("%s: unreadable, left out of the model card (%s)", path, err)
-        self.problems.append(f"{path.name}: unreadable ({err})")
-
-    def _json(self, path: Path) -> dict[str, Any] | None:
-        text = self._read(path)
-        if text is None:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError as err:
-            self._problem(path, err)
-            return None
-        return data if isinstance(data, dict) else None
 
     def _yaml(self, path: Path) -> dict[str, Any] | None:
-        text = self._read(path)
-        if text is None:
+        if not path.is_file():
             return None
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             self._problem(path, err)
             return None
         return data if isinstance(data, dict) else None
 
     def _jsonl(self, path: Path) -> list[dict[str, Any]]:
-        text = self._read(path) or ""
-        rows = []
-        for line in text.splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a kill mid-write
-            if isinstance(row, dict):
-                rows.append(row)
-        return rows
+        if not path.is_file():
+            return []
+        try:  # skip_torn: a line cut by a kill mid-write
+            return [row for _, row in iter_jsonl(path, skip_torn=True)]
+        except DataError as err:
+            self._problem(path, err)
+            return []
 
-    # --- views over summary.json (two layouts: flat, or nested under "test") -----------------
-    def _test_block(self, *names: str) -> dict[str, Any] | None:
-        summary = self.summary or {}
-        for source in (summary, summary.get("test") if isinstance(summary.get("test"), dict) else {}):
-            for name in names:
-                if isinstance(source.get(name), dict):
-                    return source[name]
-        return None
+    # --- views -----------------------------------------------------------------------------------
+    @property
+    def test_metrics(self) -> CorpusMetrics | None:
+        """The test split's corpus numbers (``metrics_test.json``)."""
+        return self.metrics.metrics if self.metrics else None
 
     @property
     def zero_shot(self) -> dict[str, Any] | None:
-        return self._test_block("zero_shot")
+        return self.summary.test.zero_shot if self.summary else None
 
     @property
     def finetuned(self) -> dict[str, Any] | None:
-        return self._test_block("finetuned", "fine_tuned") or self.metrics
+        if self.summary and isinstance(self.summary.test.fine_tuned, dict):
+            return self.summary.test.fine_tuned
+        return self.test_metrics.headline() if self.test_metrics else None
 
     @property
-    def paired_bootstrap(self) -> dict[str, Any] | None:
-        return self._test_block("paired_bootstrap", "comparison")
+    def comparison(self) -> dict[str, Any] | None:
+        """The paired bootstrap of fine-tuned against zero-shot on the test split."""
+        return self.summary.test.comparison if self.summary else None
 
     @property
     def command(self) -> str | None:
-        for source in (self.summary, self.config, (self.summary or {}).get("provenance")):
-            value = (source or {}).get("command")
-            if isinstance(value, list):
-                return " ".join(map(str, value))
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return None
+        provenance = self.summary.provenance if self.summary else None
+        value = provenance.get("command") if isinstance(provenance, dict) else None
+        return value.strip() if isinstance(value, str) and value.strip() else None
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        summary = self.summary or {}
-        if isinstance(summary.get("hyperparameters"), dict):
-            return dict(summary["hyperparameters"])
-        params: dict[str, Any] = {}
-        config = summary.get("config") if isinstance(summary.get("config"), dict) else self.config
-        params.update(_flatten(config or {}))
-        for key in ("learning_rate", "effective_batch_size", "precision", "max_steps", "global_step"):
-            if key in summary:
-                params.setdefault(key, summary[key])
+        """The run's config (summary.json's, else config.yaml) flattened, plus resolved training numbers."""
+        summary = self.summary
+        config = summary.config if summary and isinstance(summary.config, dict) else self.config
+        params = _flatten(config or {})
+        if summary:
+            for key in ("learning_rate", "effective_batch_size", "precision", "max_steps", "global_step"):
+                params.setdefault(key, getattr(summary, key))
         return params
 
     def validation_points(self) -> list[tuple[int, float]]:
         points = []
         for row in self.train_log:
-            value, step = row.get("eval_cer", row.get("validation_cer")), row.get("step")
+            value, step = row.get("eval_cer"), row.get("step")
             if isinstance(step, int) and _number(value) is not None:
                 points.append((step, float(value)))
         return points
@@ -246,12 +214,13 @@ class CardInfo:
         return f"{self.spec.name}-cs-mage"
 
 
-def protocol(metrics: dict[str, Any]) -> tuple[str, bool]:
+def protocol(metrics: CorpusMetrics | dict[str, Any]) -> tuple[str, bool]:
     """``(label, is_v2)``: the split and normalization the test CER was measured with."""
-    norm = metrics.get("normalization")
+    data = metrics.to_json() if isinstance(metrics, CorpusMetrics) else metrics
+    norm = data.get("normalization")
     extras = [k for k, v in norm.items() if v] if isinstance(norm, dict) else []
     normalization = NORMALIZATION + (f" + {', '.join(extras)}" if extras else "")
-    n = metrics.get("n_utterances")
+    n = data.get("n_utterances")
     if n == V2_TEST_SIZE:
         return f"{V2_PROTOCOL}, {normalization}", True
     size = f"{n} utterances" if isinstance(n, int) else "unknown size"
@@ -263,17 +232,17 @@ def card_data(info: CardInfo, records: RunRecords) -> Any:
     from huggingface_hub import EvalResult, ModelCardData
 
     spec = info.spec
-    license_id, license_name, license_link = LICENSES.get(spec.name, ("other", None, None))
-    tags = ["automatic-speech-recognition", FAMILY_TAGS.get(spec.family, spec.family)]
+    family = family_class(spec.family)
+    tags = ["automatic-speech-recognition", family.card_tag]
     if info.lora:
         tags.append("lora")
     tags += ["cs-mage-asr", "changsha-dialect", "xiang", "chinese-dialect"]
     if info.ct2_quantization:
         tags.append("ctranslate2")
     eval_results = None
-    metrics = records.metrics or {}
-    cer = _number(metrics.get("cer"))
-    if cer is not None:
+    metrics = records.test_metrics
+    cer = _number(metrics.cer) if metrics else None
+    if metrics and cer is not None:
         label, _ = protocol(metrics)
         eval_results = [
             EvalResult(
@@ -289,16 +258,15 @@ def card_data(info: CardInfo, records: RunRecords) -> Any:
                 metric_config=NORMALIZATION,
             )
         ]
-    library = {"funasr": "funasr"}.get(spec.family, "peft" if info.mode == "adapter" else "transformers")
     return ModelCardData(
         language=["zh"],
-        license=license_id,
-        license_name=license_name,
-        license_link=license_link,
+        license=spec.license.id,
+        license_name=spec.license.name,
+        license_link=spec.license.link,
         base_model=spec.hub_id or None,
         datasets=[DATASET_ID],
         tags=tags,
-        library_name=library,
+        library_name=family.card_library(info.mode == "adapter"),
         pipeline_tag="automatic-speech-recognition",
         metrics=["cer"],
         model_name=info.model_name if eval_results else None,  # only model-index uses it
@@ -319,22 +287,22 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _results_section(records: RunRecords) -> str:
-    metrics = records.metrics
-    if not metrics or _number(metrics.get("cer")) is None:
+    metrics = records.test_metrics
+    if not metrics or _number(metrics.cer) is None:
         return "## Results\n\nTest metrics: not available (no metrics_test.json in the run folder).\n\n" + (
             _comparison_section(records)
         )
     label, is_v2 = protocol(metrics)
     rows = [
-        ("CER", pct(metrics.get("cer"))),
-        ("CER 95% CI (bootstrap)", ci_pct(metrics.get("cer_ci95"))),
+        ("CER", pct(metrics.cer)),
+        ("CER 95% CI (bootstrap)", ci_pct(metrics.cer_ci95)),
         (
             "substitutions / deletions / insertions",
-            "/".join(str(metrics.get(k, "?")) for k in ("substitutions", "deletions", "insertions")),
+            f"{metrics.substitutions}/{metrics.deletions}/{metrics.insertions}",
         ),
-        ("SER", pct(metrics.get("ser"))),
-        ("WER (jieba words)", pct(metrics.get("wer"))),
-        ("utterances", metrics.get("n_utterances", NOT_AVAILABLE)),
+        ("SER", pct(metrics.ser)),
+        ("WER (jieba words)", pct(metrics.wer)),
+        ("utterances", metrics.n_utterances),
     ]
     text = [
         "## Results",
@@ -350,7 +318,7 @@ def _results_section(records: RunRecords) -> str:
             "This is not the official 165-clip v2 test split, so it is not comparable to published results.",
             "",
         ]
-    decoding = metrics.get("decoding")
+    decoding = records.metrics.decoding if records.metrics else None
     if isinstance(decoding, dict):
         text += [f"Decoding: `{json.dumps(decoding, ensure_ascii=False, sort_keys=True)}`", ""]
     text.append(_comparison_section(records))
@@ -358,7 +326,7 @@ def _results_section(records: RunRecords) -> str:
 
 
 def _comparison_section(records: RunRecords) -> str:
-    zero, tuned, paired = records.zero_shot, records.finetuned, records.paired_bootstrap
+    zero, tuned, paired = records.zero_shot, records.finetuned, records.comparison
     lines = ["### Zero-shot vs fine-tuned", ""]
     if not zero:
         return "\n".join(
@@ -391,8 +359,8 @@ def _comparison_section(records: RunRecords) -> str:
 
 
 def _training_section(info: CardInfo, records: RunRecords, has_curve: bool) -> str:
-    summary = records.summary or {}
-    method = summary.get("method") or ("lora" if info.lora else NOT_AVAILABLE)
+    summary = records.summary
+    method = (summary.method if summary else None) or ("lora" if info.lora else NOT_AVAILABLE)
     lines = [
         "## Training",
         "",
@@ -401,18 +369,17 @@ def _training_section(info: CardInfo, records: RunRecords, has_curve: bool) -> s
         + ".",
         "",
     ]
-    facts = [
-        ("training utterances", summary.get("train_utterances")),
-        ("training hours", summary.get("train_hours")),
-        ("validation utterances", summary.get("validation_utterances")),
-        ("best step", summary.get("best_step")),
-        (
-            "best validation CER",
-            pct(summary["best_validation_cer"]) if "best_validation_cer" in summary else None,
-        ),
-        ("trainable / total parameters", _params(summary)),
-    ]
-    facts = [(k, v) for k, v in facts if v is not None]
+    facts = []
+    if summary:
+        facts = [
+            ("training utterances", summary.train_utterances),
+            ("training hours", summary.train_hours),
+            ("validation utterances", summary.validation_utterances),
+            ("best step", summary.best_step),
+            ("best validation CER", pct(summary.best_validation_cer)),
+            ("trainable / total parameters", _params(summary)),
+        ]
+        facts = [(k, v) for k, v in facts if v is not None]
     if facts:
         lines += [_table(("", "value"), facts), ""]
     command = records.command
@@ -440,8 +407,8 @@ def _training_section(info: CardInfo, records: RunRecords, has_curve: bool) -> s
     return "\n".join(lines)
 
 
-def _params(summary: dict[str, Any]) -> str | None:
-    t, n = summary.get("trainable_parameters"), summary.get("total_parameters")
+def _params(summary: FinetuneSummary) -> str | None:
+    t, n = summary.trainable_parameters, summary.total_parameters
     if isinstance(t, int) and isinstance(n, int) and n:
         return f"{t:,} / {n:,} ({100 * t / n:.2f}%)"
     return None
@@ -449,74 +416,22 @@ def _params(summary: dict[str, Any]) -> str | None:
 
 def _usage_section(info: CardInfo) -> str:
     model_id = info.repo_id or "path/to/export"
-    family = info.spec.family
+    family = family_class(info.spec.family)
     lines = ["## How to use", ""]
     if info.mode == "adapter":
-        cls = "WhisperForConditionalGeneration" if family == "whisper" else "AutoModelForCTC"
+        cls = family.peft_base_class or "AutoModel"
         lines += [
             f"This repository holds a LoRA adapter for `{info.adapter_base}`:",
             "",
-            "```python",
-            "from peft import PeftModel",
-            f"from transformers import {cls}",
-            "",
-            f'base = {cls}.from_pretrained("{info.adapter_base}")',
-            f'model = PeftModel.from_pretrained(base, "{model_id}").merge_and_unload()',
-            "```",
-            "",
+            *python_block(
+                "from peft import PeftModel",
+                f"from transformers import {cls}",
+                "",
+                f'base = {cls}.from_pretrained("{info.adapter_base}")',
+                f'model = PeftModel.from_pretrained(base, "{model_id}").merge_and_unload()',
+            ),
         ]
-    if family == "whisper":
-        lines += [
-            "```python",
-            "from transformers import pipeline",
-            "",
-            f'asr = pipeline("automatic-speech-recognition", model="{model_id}")',
-            'print(asr("clip.wav", generate_kwargs={"language": "zh", "task": "transcribe"})["text"])',
-            "```",
-            "",
-            "The generation config already selects Chinese transcription without timestamps. "
-            "Audio longer than 30 s needs `chunk_length_s=30` in the pipeline.",
-            "",
-        ]
-    elif family == "ctc":
-        lines += [
-            "```python",
-            "from transformers import pipeline",
-            "",
-            f'asr = pipeline("automatic-speech-recognition", model="{model_id}")',
-            'print(asr("clip.wav")["text"])',
-            "```",
-            "",
-            "Greedy CTC decoding over a character vocabulary; no language model.",
-            "",
-        ]
-    elif family == "funasr":
-        lines += [
-            "```python",
-            "from funasr import AutoModel",
-            "",
-            'model = AutoModel(model="path/to/this/folder", disable_update=True)',
-            'print(model.generate(input="clip.wav")[0]["text"])',
-            "```",
-            "",
-            "Download the repository first (`huggingface_hub.snapshot_download`); `model.pt` holds the "
-            "weights funasr reads (a plain state dict of tensors), `model.safetensors` the same weights.",
-            "",
-        ]
-    if info.ct2_quantization:
-        lines += [
-            f"A CTranslate2 copy ({info.ct2_quantization}) for faster-whisper is in `ct2/`:",
-            "",
-            "```python",
-            "from faster_whisper import WhisperModel",
-            "from huggingface_hub import snapshot_download",
-            "",
-            f'path = snapshot_download("{model_id}", allow_patterns=["ct2/*"])',
-            'model = WhisperModel(f"{path}/ct2", compute_type="int8")',
-            'segments, _ = model.transcribe("clip.wav", language="zh", beam_size=1)',
-            "```",
-            "",
-        ]
+    lines += family.card_usage(model_id, info.ct2_quantization)
     lines += [
         "The reported CER was measured with cs-mage-asr (`asr evaluate --model <this folder>`), which also "
         "applies a hallucination guard (a token cap per second of audio and a repetition stop); "
@@ -536,10 +451,10 @@ def _limitations(family: str) -> str:
         "- Dialect words may lack a standard written form; the corpus's character choices define what "
         "counts as correct, so CER partly measures agreement with its orthography.",
         "- The test split is small (165 clips in the v2 protocol), hence the wide confidence intervals.",
+        *family_class(family).card_limitations(),
+        "- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.",
+        "",
     ]
-    if family == "whisper":
-        lines.append("- Whisper models can hallucinate on silence or long audio; feed single utterances.")
-    lines += ["- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.", ""]
     return "\n".join(lines)
 
 

@@ -3,14 +3,13 @@
 Two modes:
 
 - ``merged`` (default): the checkpoint is loaded through its family, a LoRA adapter is merged
-  into the base weights with peft's ``merge_and_unload``, and the family's ``save`` writes
-  safetensors weights plus processor files. Whisper also gets a generation config that decodes
-  the fine-tuned language and task without timestamps, and ``preprocessor_config.json``
-  (read by older transformers and by faster-whisper). funasr folders also get ``model.pt``
-  (a tensors-only state dict), because funasr's ``AutoModel`` reads nothing else.
+  into the base weights (``ASRModel.merge_lora``), and the family's ``save_export`` writes
+  safetensors weights, processor files and whatever else its tools read (e.g. Whisper's
+  ``preprocessor_config.json``, funasr's tensors-only ``model.pt``).
 - ``adapter``: the peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``) and
   the processor files, copied byte for byte; the adapter's base is rewritten to the Hub id
-  when it was a registered model.
+  when it was a registered model, and the family adjusts the copy
+  (``ASRModel.finish_adapter_export``).
 
 >>> ckpt = inspect_checkpoint(Path("runs/whisper-base-lora/best"))  # doctest: +SKIP
 >>> export_merged(ckpt, Path("runs/whisper-base-lora/export"))  # doctest: +SKIP
@@ -24,17 +23,19 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.errors import ModelSourceError
+from asr.errors import ASRError, DataError, ModelSourceError
 from asr.export.errors import ExportError
+from asr.io import read_json, write_text
 from asr.models.base import MARKER_FILE, ASRModel
+from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# Files an export may hold. Anything else (pickles above all) is refused; funasr's model.pt is
-# written by us as a tensors-only state dict and checked with torch.load(weights_only=True).
+# Files an export may hold. Anything else (pickles above all) is refused; a top-level model.pt
+# (funasr's weights) must be a tensors-only state dict, checked with torch.load(weights_only=True).
 SAFE_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken", ".mvn", ".yaml", ".png", ".md")
 SAFE_NAMES = ("seg_dict",)
 
@@ -56,15 +57,55 @@ class Checkpoint:
     def family(self) -> str:
         return self.spec.family
 
+    @property
+    def family_class(self) -> type[ASRModel]:
+        """The :class:`ASRModel` subclass of the checkpoint's family (class-level facts, no weights)."""
+        return family_class(self.spec.family)
+
 
 def _read_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ExportError(f"{path}: unreadable JSON ({err})") from err
+        data = read_json(path)
+    except DataError as err:
+        raise ExportError(str(err)) from err
     if not isinstance(data, dict):
         raise ExportError(f"{path}: expected a JSON object")
     return data
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "model.pt", ADAPTER_CONFIG)
+RUN_RECORDS = ("summary.json", "train_log.jsonl", "metrics_test.json")
+
+
+def _step(folder: Path) -> int:
+    try:
+        return int(folder.name.removeprefix("checkpoint-"))
+    except ValueError:
+        return -1
+
+
+def _refuse_run_folder(path: Path) -> None:
+    """A fine-tuning run folder (``best/``, ``checkpoint-N/``, ``summary.json``) is not a checkpoint:
+    say which of its checkpoints to pass instead."""
+    if (path / MARKER_FILE).is_file() or any((path / name).is_file() for name in WEIGHT_FILES):
+        return
+    best = path / "best"
+    steps = sorted((p for p in path.glob("checkpoint-*") if p.is_dir() and _step(p) >= 0), key=_step)
+    records = any((path / name).is_file() for name in RUN_RECORDS)
+    if not (best.is_dir() or steps or records):
+        return  # not a run folder either: resolve() says what is missing
+    if best.is_dir():
+        raise ExportError(f"{path} is a fine-tuning run folder, not a checkpoint: pass --checkpoint {best}")
+    if steps:
+        raise ExportError(
+            f"{path} is a fine-tuning run folder, not a checkpoint, and has no best/ yet (its training "
+            f"stopped at {steps[-1].name}): finish it with `asr finetune --config {path / 'config.yaml'} "
+            f"--resume`, which writes {best}, then pass --checkpoint {best}"
+        )
+    raise ExportError(
+        f"{path} is a fine-tuning run folder, not a checkpoint, and holds no best/ or checkpoint-N/ to "
+        "export (was it trained with save_checkpoints off, or moved?)"
+    )
 
 
 def inspect_checkpoint(path: Path) -> Checkpoint:
@@ -74,6 +115,7 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise ExportError(f"{path}: no such checkpoint directory (expected e.g. runs/<model>-<method>/best)")
+    _refuse_run_folder(path)
     adapter = (path / ADAPTER_CONFIG).is_file()
     if adapter and not (path / MARKER_FILE).is_file():
         raise ExportError(
@@ -96,74 +138,14 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
                 f"{path}: {ADAPTER_CONFIG} but no {ADAPTER_WEIGHTS} (only safetensors adapters export)"
             )
     else:
-        _check_full_weights(resolved, spec.family)
+        try:
+            family_class(spec.family).check_full_weights(resolved)
+        except ModelSourceError as err:
+            raise ExportError(str(err)) from err
     return Checkpoint(path=resolved, spec=spec, adapter=adapter, base_ref=base_ref)
 
 
-def _check_full_weights(path: Path, family: str) -> None:
-    names = {p.name for p in path.iterdir()}
-    if family == "funasr":
-        if not names & {"model.safetensors", "model.pt"}:
-            raise ExportError(f"{path}: config.yaml but no model.safetensors or model.pt")
-        return
-    if "model.safetensors" in names or "model.safetensors.index.json" in names:
-        return
-    pickled = sorted(names & {"pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5"})
-    if pickled:
-        raise ExportError(
-            f"{path}: weights only as {pickled[0]}; exports are safetensors only "
-            "(load and save it once with `asr finetune`/`ASRModel.save`, which writes model.safetensors)"
-        )
-    raise ExportError(f"{path}: config.json but no model.safetensors; the checkpoint is incomplete")
-
-
 # --- merged --------------------------------------------------------------------------------------
-
-
-def merge_lora(model: ASRModel) -> bool:
-    """Merge a peft LoRA adapter into the base weights in place; False when there is none.
-
-    The family keeps its module in an attribute (``model.model``, funasr's ``_peft``); that
-    attribute is pointed at the merged module so the family's ``save`` writes full weights.
-    """
-    from peft import PeftModel
-
-    wrapped = model.module
-    if not isinstance(wrapped, PeftModel):
-        return False
-    merged = wrapped.merge_and_unload()
-    holders = [name for name, value in vars(model).items() if value is wrapped]
-    for name in holders:
-        setattr(model, name, merged)
-    if model.module is not merged:
-        raise ExportError(
-            f"cannot merge LoRA for the {model.family} family: its module is not held in a plain attribute"
-        )
-    return True
-
-
-def _language_code(value: str | None) -> str | None:
-    """``<|zh|>``, ``zh`` or ``chinese`` -> ``zh``."""
-    from asr.models.whisper_assets import LANGUAGES
-
-    if not value:
-        return None
-    code = value.strip().removeprefix("<|").removesuffix("|>").lower()
-    if code in LANGUAGES:
-        return code
-    by_name = {name: c for c, name in LANGUAGES.items()}
-    return by_name.get(code, code)
-
-
-def whisper_language(checkpoint: Path, spec: ModelSpec) -> tuple[str | None, str]:
-    """Language and task the checkpoint was fine-tuned for (its generation config, else the spec)."""
-    gen = checkpoint / "generation_config.json"
-    language, task = spec.language, spec.task
-    if gen.is_file():
-        data = _read_json(gen)
-        language = _language_code(data.get("language")) or language
-        task = data.get("task") or task
-    return language, task
 
 
 def export_merged(ckpt: Checkpoint, out: Path) -> bool:
@@ -171,27 +153,18 @@ def export_merged(ckpt: Checkpoint, out: Path) -> bool:
     from asr.models import load_model
 
     model = load_model(ckpt.path, device="cpu", dtype="fp32")
-    merged = merge_lora(model)
-    if ckpt.family == "whisper":
-        language, task = whisper_language(ckpt.path, ckpt.spec)
-        model.configure_language(language, task)
+    try:
+        merged = model.merge_lora()
+    except ASRError as err:
+        raise ExportError(str(err)) from err
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out)
-    _finish_family_files(model, out)
+    model.save_export(out)
+    for weights in out.glob("*.pt"):
+        check_native_weights(weights)
     (out / "README.md").unlink(missing_ok=True)  # peft's template card; ours replaces it
     if (out / ADAPTER_CONFIG).exists():
         raise ExportError(f"{out}: the {ckpt.family} family saved an adapter after merging; export aborted")
     return merged
-
-
-def _finish_family_files(model: ASRModel, out: Path) -> None:
-    if model.family == "whisper":
-        model.processor.feature_extractor.save_pretrained(out)  # preprocessor_config.json
-    elif model.family == "funasr":
-        from asr.models.funasr_checkpoint import write_native_weights
-
-        write_native_weights(out)
-        check_native_weights(out / "model.pt")
 
 
 def check_native_weights(path: Path) -> None:
@@ -247,25 +220,9 @@ def export_adapter(ckpt: Checkpoint, out: Path) -> str:
     base = portable_base(ckpt)
     config = _read_json(out / ADAPTER_CONFIG)
     config["base_model_name_or_path"] = base
-    (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if ckpt.family == "whisper":
-        _set_whisper_generation(ckpt, out)
+    write_text(out / ADAPTER_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    ckpt.family_class.finish_adapter_export(ckpt.path, ckpt.spec, out)
     return base
-
-
-def _set_whisper_generation(ckpt: Checkpoint, out: Path) -> None:
-    path = out / "generation_config.json"
-    if not path.is_file():
-        return
-    data = _read_json(path)
-    language, task = whisper_language(ckpt.path, ckpt.spec)
-    data.update(
-        language=f"<|{language}|>" if language else None,
-        task=task,
-        return_timestamps=False,
-        forced_decoder_ids=None,
-    )
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def is_safe_file(path: Path) -> bool:

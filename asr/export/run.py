@@ -1,8 +1,10 @@
 """``asr export`` as a function: checkpoint -> folder (weights, processor, card, run records) -> Hub.
 
-The folder is built next to ``out`` and moved into place when complete, so ``out`` holds
-either the previous export or the new one, never half of one. A previous export (it has
-``export_info.json``) is replaced; any other non-empty ``out`` is refused.
+The folder is built next to ``out`` (``.OUT.partial-XXXX``) and moved into place when complete,
+so ``out`` holds either the previous export or the new one, never half of one. A previous export
+(it has ``export_info.json``) is replaced; any other non-empty ``out`` is refused. What a killed
+export leaves is tidied by the next one: its staging folder is removed, and a previous export it
+had moved aside (``.OUT.old``) is put back, or dropped once the new one is in place.
 
 >>> result = export(ExportOptions(Path("runs/w/best"), Path("runs/w/export"), push_to_hub="me/w"))  # doctest: +SKIP
 >>> result.commit_url  # doctest: +SKIP
@@ -11,11 +13,15 @@ either the previous export or the new one, never half of one. A previous export 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr.errors import ASRError
 from asr.export import hub
 from asr.export.card import CURVE_FILE, RUN_FILES, CardInfo, RunRecords, build_card
 from asr.export.ct2 import QUANTIZATIONS, export_ct2
@@ -27,7 +33,8 @@ from asr.export.merge import (
     export_merged,
     inspect_checkpoint,
 )
-from asr.runinfo import git_commit, write_json
+from asr.io import check_output_dir, write_json
+from asr.runinfo import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +67,22 @@ class ExportResult:
     plan: str | None = None  # the dry-run report
 
 
+def _check_out(out: Path) -> None:
+    """``out`` is a folder or nothing yet, and its parent (where the staging folder goes) is writable."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a folder")
+    try:
+        check_output_dir(out.parent, what=f"--out {out}: folder")
+    except ASRError as err:
+        raise ExportError(str(err)) from None
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise ExportError(f"--out {out}: cannot replace it (no write permission on the folder)")
+
+
 def _check_paths(ckpt: Checkpoint, out: Path) -> None:
     out_abs, ck = out.resolve(), ckpt.path.resolve()
     if out_abs == ck or ck.is_relative_to(out_abs) or out_abs.is_relative_to(ck):
         raise ExportError(f"--out {out} overlaps the checkpoint {ckpt.path}; choose another folder")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_INFO).is_file():
         raise ExportError(
             f"--out {out} is not empty and holds no previous export ({EXPORT_INFO}); "
@@ -88,20 +105,87 @@ def _copy_run_records(records: RunRecords, staging: Path) -> bool:
 
 
 def _merged_copy_for_ct2(ckpt: Checkpoint, staging: Path, quantization: str) -> None:
+    """An adapter export's CTranslate2 copy, converted from merged weights in a temp dir (removed)."""
     with tempfile.TemporaryDirectory(prefix="asr-export-ct2-") as tmp:
         export_merged(ckpt, Path(tmp) / "merged")
-        export_ct2(Path(tmp) / "merged", staging / "ct2", quantization)
+        export_ct2(Path(tmp) / "merged", staging / "ct2", quantization, family=ckpt.family)
+
+
+def _old_copy(out: Path) -> Path:
+    """Where ``_replace`` moves the previous export while the new one is renamed into place."""
+    return out.with_name(f".{out.name}.old")
 
 
 def _replace(staging: Path, out: Path) -> None:
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old")
+        old = _old_copy(out)
         shutil.rmtree(old, ignore_errors=True)
         out.rename(old)
     staging.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive, non-blocking flock on ``fd``; True where taken (or where flock does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no way to tell a live export from a dead one
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def _staging_folder(out: Path) -> Iterator[Path]:
+    """A fresh ``.OUT.partial-XXXX`` beside ``out``, locked while this process lives, removed at exit.
+
+    The lock (flock on the folder) dies with the process, so a staging folder nobody holds was
+    left by a killed export and is removed here.
+    """
+    for stale in sorted(out.parent.glob(f".{out.name}.partial-*")):
+        if not stale.is_dir():
+            continue
+        fd = os.open(stale, os.O_RDONLY)
+        try:
+            if _try_lock(fd):
+                log.warning("removing %s, left by an export that was killed", stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        finally:
+            os.close(fd)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would make the export private to its writer
+    fd = os.open(staging, os.O_RDONLY)
+    try:
+        _try_lock(fd)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _recover_previous(out: Path) -> None:
+    """A kill inside ``_replace`` leaves the previous export in ``.OUT.old``: put it back, or drop it
+    when the new export did reach ``out``."""
+    old = _old_copy(out)
+    if not old.is_dir():
+        return
+    if out.exists():
+        log.warning("removing %s, the previous export an interrupted export had replaced", old)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        log.warning("restoring %s from %s (an export was killed while replacing it)", out, old)
+        old.rename(out)
 
 
 def export(options: ExportOptions) -> ExportResult:
@@ -115,24 +199,24 @@ def export(options: ExportOptions) -> ExportResult:
         hub.validate_repo_id(options.push_to_hub)  # before any work or network call
         if not options.dry_run:
             token = hub.resolve_token()
+    out = Path(options.out).expanduser()
+    _check_out(out)  # before the checkpoint is read
+    _recover_previous(out)
     ckpt = inspect_checkpoint(options.checkpoint)
-    if options.ct2 and ckpt.family != "whisper":
-        raise ExportError(f"--ct2 supports Whisper checkpoints only; {ckpt.path} is a {ckpt.family} model")
+    if options.ct2 and not ckpt.family_class.supports_ct2:
+        raise ExportError(f"--ct2 is not supported for {ckpt.family} checkpoints ({ckpt.path}); drop --ct2")
     if options.mode == "adapter" and not ckpt.adapter:
         raise ExportError(
             f"{ckpt.path} holds full weights, not a LoRA adapter; drop --adapter-only to export them"
         )
-    out = Path(options.out).expanduser()
     _check_paths(ckpt, out)
     run_dir = Path(options.run_dir).expanduser() if options.run_dir else ckpt.path.parent
     if options.run_dir and not run_dir.is_dir():
         raise ExportError(f"--run-dir {run_dir}: no such folder")
     records = RunRecords.load(run_dir)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     adapter_base, merged = None, False
-    try:
+    with _staging_folder(out) as staging:
         if options.mode == "adapter":
             adapter_base = export_adapter(ckpt, staging)
         else:
@@ -141,7 +225,7 @@ def export(options: ExportOptions) -> ExportResult:
             if options.mode == "adapter":
                 _merged_copy_for_ct2(ckpt, staging, options.quantization)
             else:
-                export_ct2(staging, staging / "ct2", options.quantization)
+                export_ct2(staging, staging / "ct2", options.quantization, family=ckpt.family)
         has_curve = _copy_run_records(records, staging)
         info = CardInfo(
             spec=ckpt.spec,
@@ -170,8 +254,6 @@ def export(options: ExportOptions) -> ExportResult:
         )
         check_no_pickles(staging)
         _replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s -> %s", ckpt.path, out)
 
     result = ExportResult(out=out, files=hub.upload_plan(out), merged_lora=merged)

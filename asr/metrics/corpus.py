@@ -16,7 +16,7 @@ character by character (:mod:`asr.metrics.alignment`).
 - **cer_ci95**: 95% bootstrap interval over utterances (:mod:`asr.metrics.bootstrap`).
 
 >>> r = score(["a", "b"], ["长沙话", "好咯"], ["长沙化", "好咯"], n_bootstrap=0)
->>> r.metrics["cer"], r.metrics["substitutions"], r.metrics["ser"]
+>>> r.metrics.cer, r.metrics.substitutions, r.metrics.ser
 (0.2, 1, 0.5)
 """
 
@@ -35,6 +35,7 @@ from asr.errors import DataError
 from asr.metrics.alignment import align, edit_counts
 from asr.metrics.bootstrap import cer_ci95
 from asr.metrics.words import segment
+from asr.run_records import CorpusMetrics
 from asr.text.normalize import PROTOCOL, NormOptions, normalize
 
 UTTERANCE_FIELDS = (
@@ -57,9 +58,9 @@ UTTERANCE_FIELDS = (
 
 @dataclass
 class ScoreResult:
-    """Corpus metrics (JSON-able dict) and one dict per utterance (keys: ``UTTERANCE_FIELDS``)."""
+    """Corpus metrics and one dict per utterance (keys: ``UTTERANCE_FIELDS``)."""
 
-    metrics: dict[str, Any]
+    metrics: CorpusMetrics
     utterances: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -144,27 +145,27 @@ def score(
     total_errors = int(errors.sum())
     audio = _optional_total(durations, n, "durations")
     decode = _optional_total(decode_seconds, n, "decode_seconds")
-    metrics: dict[str, Any] = {
-        "cer": total_errors / total_chars,
-        "errors": total_errors,
-        "substitutions": totals["sub"],
-        "deletions": totals["dele"],
-        "insertions": totals["ins"],
-        "ref_chars": total_chars,
-        "n_utterances": n,
-        "n_empty_references": int((ref_chars == 0).sum()),
-        "ser": totals["ser"] / n,
-        "wer": totals["werr"] / totals["words"],
-        "word_errors": totals["werr"],
-        "ref_words": totals["words"],
-        "rtf": decode / audio if audio and decode is not None else None,
-        "audio_seconds": audio,
-        "decode_seconds": decode,
-        "cer_ci95": cer_ci95(errors, ref_chars, n_bootstrap, seed),
-        "n_bootstrap": n_bootstrap,
-        "seed": seed,
-        "normalization": opts.as_dict(),
-    }
+    metrics = CorpusMetrics(
+        cer=total_errors / total_chars,
+        errors=total_errors,
+        substitutions=totals["sub"],
+        deletions=totals["dele"],
+        insertions=totals["ins"],
+        ref_chars=total_chars,
+        n_utterances=n,
+        n_empty_references=int((ref_chars == 0).sum()),
+        ser=totals["ser"] / n,
+        wer=totals["werr"] / totals["words"],
+        word_errors=totals["werr"],
+        ref_words=totals["words"],
+        rtf=decode / audio if audio and decode is not None else None,
+        audio_seconds=audio,
+        decode_seconds=decode,
+        cer_ci95=cer_ci95(errors, ref_chars, n_bootstrap, seed),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        normalization=opts.as_dict(),
+    )
     return ScoreResult(metrics, utterances)
 
 

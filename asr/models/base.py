@@ -1,11 +1,14 @@
 """The interface every model family implements.
 
 Everything outside ``asr/models/<family>.py`` (data, batching, scoring, training
-loop glue, export) talks to models only through :class:`ASRModel`.
+loop glue, export, the model card) talks to models only through :class:`ASRModel`.
+Facts needed before any weights load (card text, CTranslate2 support, checkpoint
+checks) are class-level, reachable through ``asr.models.registry.family_class``.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -13,6 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from asr.errors import ASRError, ModelSourceError
+from asr.io import write_text
 from asr.models.spec import DecodeOptions, ModelSpec
 
 SAMPLE_RATE = 16_000
@@ -22,6 +27,93 @@ MARKER_FILE = "cs_mage_asr.json"  # written by save(): family + registry name, r
 def unwrap_peft(module: torch.nn.Module) -> torch.nn.Module:
     """The plain model inside a peft wrapper (the module itself when it has none)."""
     return module.get_base_model() if hasattr(module, "get_base_model") else module
+
+
+def python_block(*code: str) -> list[str]:
+    """Markdown lines of a fenced Python block (for model cards), then a blank line.
+
+    >>> python_block("import asr")
+    ['```python', 'import asr', '```', '']
+    """
+    return ["```python", *code, "```", ""]
+
+
+_SAFETENSORS_DTYPES = {
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F64": torch.float64,
+}
+
+
+def safetensors_dtype(path: Path) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor in a ``.safetensors`` file (header only), or None.
+
+    >>> safetensors_dtype(Path("model.safetensors"))  # doctest: +SKIP
+    torch.float32
+    """
+    try:
+        with path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size < 100_000_000:
+                return None
+            header = json.loads(f.read(size))
+    except (OSError, ValueError):
+        return None
+    for name, info in header.items():
+        if name != "__metadata__" and isinstance(info, dict) and info.get("dtype") in _SAFETENSORS_DTYPES:
+            return _SAFETENSORS_DTYPES[info["dtype"]]
+    return None
+
+
+def checkpoint_dtype(path: Path) -> torch.dtype | None:
+    """The dtype a checkpoint directory stores its weights in (adapter weights for a LoRA folder).
+
+    Reads the safetensors headers only; None when there are none (pickled weights).
+    """
+    names = ("adapter_model.safetensors",) if (path / "adapter_config.json").is_file() else ()
+    names += ("model.safetensors",)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError):
+            shards = []
+        names += tuple(shards[:1])
+    for name in names:
+        if (path / name).is_file():
+            found = safetensors_dtype(path / name)
+            if found is not None:
+                return found
+    return None
+
+
+def cast_state(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """``state`` with every floating-point tensor as ``dtype`` on the CPU (others moved to the CPU).
+
+    Tensors sharing storage (tied weights) stay shared, so savers still see one tensor.
+    """
+    done: dict[tuple[int, torch.dtype, tuple[int, ...], tuple[int, ...], int], torch.Tensor] = {}
+    out = {}
+    for key, value in state.items():
+        value = value.detach()
+        target = dtype if value.is_floating_point() else value.dtype
+        alias = (
+            value.untyped_storage().data_ptr(),
+            value.dtype,
+            tuple(value.shape),
+            value.stride(),
+            value.storage_offset(),
+        )
+        if alias not in done:
+            done[alias] = value.to("cpu", target)
+        out[key] = done[alias]
+    return out
+
+
+def write_marker(out_dir: Path, family: str, name: str, **extra: Any) -> None:
+    """Write :data:`MARKER_FILE` (family, registry name, extras) into a saved checkpoint."""
+    write_text(out_dir / MARKER_FILE, json.dumps({"family": family, "name": name, **extra}, indent=2))
 
 
 class ASRModel(ABC):
@@ -35,8 +127,22 @@ class ASRModel(ABC):
 
     family: ClassVar[str]
     spec: ModelSpec
-    device: torch.device
-    dtype: torch.dtype
+    device: torch.device  # where the model was asked to run (``cuda:1`` keeps its index)
+    dtype: torch.dtype  # the dtype asked for at load; see :attr:`param_dtype` for what the weights are now
+    # The dtype :meth:`save` writes: the checkpoint's own at load (fp32 for ours), whatever the
+    # module has been cast to since (DeepSpeed bf16/fp16, a half-precision decode).
+    save_dtype: torch.dtype = torch.float32
+
+    # --- class-level facts (no weights needed) ----------------------------
+    default_lora_targets: ClassVar[tuple[str, ...]] = ()  # when the spec names none
+    card_tag: ClassVar[str]  # the family's Hub tag in a model card
+    peft_base_class: ClassVar[str | None] = None  # transformers class an exported adapter loads onto
+    supports_ct2: ClassVar[bool] = False  # ``asr export --ct2``
+
+    def __init__(self, spec: ModelSpec, device: torch.device | str, dtype: torch.dtype) -> None:
+        self.spec = spec
+        self.device = torch.device(device)
+        self.dtype = dtype  # asked for at load; the weights' own dtype is param_dtype
 
     # --- loading / saving -------------------------------------------------
     @classmethod
@@ -47,6 +153,72 @@ class ASRModel(ABC):
     @abstractmethod
     def save(self, out_dir: Path) -> None:
         """Write a self-contained checkpoint directory (safetensors, no pickles)."""
+
+    # --- export ---------------------------------------------------------
+    @classmethod
+    def check_full_weights(cls, path: Path) -> None:
+        """Raise :class:`ModelSourceError` unless ``path`` holds full safetensors weights (transformers)."""
+        names = {p.name for p in path.iterdir()}
+        if "model.safetensors" in names or "model.safetensors.index.json" in names:
+            return
+        pickled = sorted(names & {"pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5"})
+        if pickled:
+            raise ModelSourceError(
+                f"{path}: weights only as {pickled[0]}; exports are safetensors only "
+                "(load and save it once with `asr finetune`/`ASRModel.save`, which writes model.safetensors)"
+            )
+        raise ModelSourceError(f"{path}: config.json but no model.safetensors; the checkpoint is incomplete")
+
+    def merge_lora(self) -> bool:
+        """Merge a LoRA adapter into the weights in place (False when there is none).
+
+        The attribute holding :attr:`module` is pointed at the merged module, so :meth:`save`
+        then writes full weights.
+        """
+        from asr.models.peft_utils import is_peft, merge_lora
+
+        wrapped = self.module
+        if not is_peft(wrapped):
+            return False
+        merged = merge_lora(wrapped)
+        for name, value in list(vars(self).items()):
+            if value is wrapped:
+                setattr(self, name, merged)
+        if self.module is not merged:
+            raise ASRError(
+                f"cannot merge LoRA for the {self.family} family: its module is not held in a plain attribute"
+            )
+        return True
+
+    def save_export(self, out_dir: Path) -> None:
+        """:meth:`save` plus the files an export adds for other tools (merged weights only)."""
+        self.save(out_dir)
+
+    @classmethod
+    def finish_adapter_export(cls, checkpoint: Path, spec: ModelSpec, out_dir: Path) -> None:
+        """Adjust the files of an adapter export copied from ``checkpoint`` into ``out_dir`` (default: none)."""
+        return None
+
+    @classmethod
+    def convert_ct2(cls, model_dir: Path, out_dir: Path, quantization: str) -> Path:
+        """Convert an exported folder to CTranslate2 (only where :attr:`supports_ct2`)."""
+        raise ModelSourceError(f"the {cls.family} family has no CTranslate2 conversion")
+
+    # --- model card -----------------------------------------------------
+    @classmethod
+    def card_library(cls, adapter: bool) -> str:
+        """The Hub ``library_name`` of an export (``adapter``: a peft adapter)."""
+        return "peft" if adapter else "transformers"
+
+    @classmethod
+    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
+        """Markdown lines showing how to run the exported model."""
+        return []
+
+    @classmethod
+    def card_limitations(cls) -> list[str]:
+        """Family-specific bullet points for the card's limitations section."""
+        return []
 
     # --- inference ------------------------------------------------------
     @abstractmethod
@@ -75,6 +247,25 @@ class ASRModel(ABC):
     @abstractmethod
     def module(self) -> torch.nn.Module:
         """The torch module trained by the fine-tuning engine."""
+
+    def _first_parameter(self) -> torch.Tensor | None:
+        tensors = (t for ts in (self.module.parameters(), self.module.buffers()) for t in ts)
+        return next((t for t in tensors if t.is_floating_point()), None)
+
+    @property
+    def param_dtype(self) -> torch.dtype:
+        """The dtype of the module's weights now (a DeepSpeed or manual cast changes it; :attr:`dtype` does not).
+
+        Inputs are cast to this at use time.
+        """
+        first = self._first_parameter()
+        return first.dtype if first is not None else self.dtype
+
+    @property
+    def param_device(self) -> torch.device:
+        """The device the module's weights are on now; inputs are moved there at use time."""
+        first = self._first_parameter()
+        return first.device if first is not None else self.device
 
     @abstractmethod
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:
@@ -106,6 +297,22 @@ class ASRModel(ABC):
             if hasattr(config, key):
                 setattr(config, key, value)
         return True
+
+    def disable_spec_augment(self) -> bool:
+        """Turn the module's SpecAugment off (the trainer calls this for ``spec_augment: false``).
+
+        transformers models: ``config.apply_spec_augment = False`` (wav2vec2 configs turn it
+        on by default). Returns False when the module has no SpecAugment switch.
+        """
+        config = getattr(unwrap_peft(self.module), "config", None)
+        if config is None or not hasattr(config, "apply_spec_augment"):
+            return False
+        config.apply_spec_augment = False
+        return True
+
+    def lora_targets(self) -> tuple[str, ...]:
+        """The spec's LoRA target modules, else the family's default."""
+        return self.spec.lora_targets or self.default_lora_targets
 
     def unknown_characters(self, texts: list[str]) -> dict[str, int]:
         """Characters the model cannot emit (CTC vocabularies); empty for open vocabularies."""

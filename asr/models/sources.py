@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from asr.errors import ModelSourceError
+from asr.io import asr_home
 from asr.models.base import MARKER_FILE
 from asr.models.registry import MODELS, get_spec, unknown_model
 from asr.models.spec import ModelSpec
@@ -26,8 +27,7 @@ _CTC_TYPES = {"wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-aud
 
 def models_dir() -> Path:
     """Where imported/pre-downloaded models live (``ASR_MODELS_DIR``)."""
-    default = Path(os.environ.get("ASR_HOME", Path.home() / ".cache" / "cs-mage-asr")) / "models"
-    return Path(os.environ.get("ASR_MODELS_DIR", default)).expanduser()
+    return Path(os.environ.get("ASR_MODELS_DIR", asr_home() / "models")).expanduser()
 
 
 def detect_family(path: Path) -> tuple[str, str | None]:

@@ -7,12 +7,22 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class License:
+    """A model licence as Hub metadata: an SPDX-like ``id``, or ``other`` with a ``name`` and ``link``."""
+
+    id: str = "other"
+    name: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One registered model.
 
     ``family`` picks the implementation (``whisper``, ``ctc``, ``funasr``);
-    ``hub_id``/``modelscope_id`` say where weights come from; the rest are defaults
-    that configs and the CLI may override.
+    ``hub_id``/``modelscope_id`` say where weights come from; ``license`` is the base
+    model's (``other`` when unknown); the rest are defaults that configs and the CLI may
+    override.
     """
 
     name: str
@@ -28,10 +38,13 @@ class ModelSpec:
     learning_rate: dict[str, float] = field(default_factory=dict)
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    license: License = License()
 
     def as_dict(self) -> dict[str, Any]:
+        """The spec as recorded in metrics.json (the licence is the model card's, not a setting)."""
         d = asdict(self)
         d["lora_targets"] = list(self.lora_targets)
+        del d["license"]
         return d
 
 

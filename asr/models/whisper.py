@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,10 +18,18 @@ from transformers import (
     WhisperProcessor,
 )
 
-from asr.models.base import SAMPLE_RATE, ASRModel, unwrap_peft
+from asr.io import read_json, write_text
+from asr.models.base import SAMPLE_RATE, ASRModel, checkpoint_dtype, python_block, unwrap_peft
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
-from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
-from asr.models.registry import WHISPER_LORA_TARGETS
+from asr.models.peft_utils import (
+    apply_lora,
+    is_peft,
+    load_with_adapter,
+    merge_lora,
+    pipeline_usage,
+    save_model_dir,
+)
+from asr.models.registry import ATTENTION_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +54,76 @@ def _generation_config(path: Path, model: WhisperForConditionalGeneration) -> Ge
     return whisper_generation_config(model.config)
 
 
+def language_code(value: str | None) -> str | None:
+    """A Whisper language token or name as its code.
+
+    >>> language_code("<|zh|>"), language_code("chinese"), language_code(None)
+    ('zh', 'zh', None)
+    """
+    from asr.models.whisper_assets import LANGUAGES
+
+    if not value:
+        return None
+    code = value.strip().removeprefix("<|").removesuffix("|>").lower()
+    if code in LANGUAGES:
+        return code
+    by_name = {name: c for c, name in LANGUAGES.items()}
+    return by_name.get(code, code)
+
+
+def finetuned_language(checkpoint: Path, spec: ModelSpec) -> tuple[str | None, str]:
+    """Language and task a checkpoint was fine-tuned for (its generation config, else the spec)."""
+    gen = checkpoint / "generation_config.json"
+    language, task = spec.language, spec.task
+    if gen.is_file():
+        data = read_json(gen)
+        language = language_code(data.get("language")) or language
+        task = data.get("task") or task
+    return language, task
+
+
+def _generation_json(data: dict[str, Any], language: str | None, task: str) -> dict[str, Any]:
+    """Generation-config keys that decode ``language``/``task`` without timestamps."""
+    return {
+        **data,
+        "language": f"<|{language}|>" if language else None,
+        "task": task,
+        "return_timestamps": False,
+        "forced_decoder_ids": None,
+    }
+
+
 FULL_CONTEXT_FRAMES = 3000  # 30 s of 10 ms log-mel frames
+
+# Frozen-encoder cache (see WhisperASR.loss): host-memory budget, bytes. whisper-small's output for one
+# 30 s window is 1500 x 768 values, 2.3 MB in fp16, so the default holds ~900 clips.
+ENCODER_CACHE_BYTES_ENV = "ASR_ENCODER_CACHE_BYTES"
+DEFAULT_ENCODER_CACHE_BYTES = 2 << 30
+FP16_MAX = 65504.0
+
+
+def encoder_cache_budget() -> int:
+    """``$ASR_ENCODER_CACHE_BYTES`` (0 turns the cache off), else 2 GiB."""
+    raw = os.environ.get(ENCODER_CACHE_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_ENCODER_CACHE_BYTES
+    try:
+        return max(0, int(float(raw)))
+    except ValueError:
+        from asr.errors import ConfigError
+
+        raise ConfigError(f"{ENCODER_CACHE_BYTES_ENV}={raw!r}: expected a number of bytes") from None
+
+
+def half_for_cache(hidden: torch.Tensor) -> torch.Tensor:
+    """Encoder output for the host cache: fp16 (11 significant bits; Whisper's encoder ends in a
+    LayerNorm, so its outputs are far inside fp16's range), bf16 if a value would overflow fp16."""
+    hidden = hidden.detach()
+    if hidden.dtype in (torch.float16, torch.bfloat16):
+        return hidden.cpu()
+    if bool(torch.isfinite(hidden).all()) and float(hidden.abs().max()) < FP16_MAX:
+        return hidden.to("cpu", torch.float16)
+    return hidden.to("cpu", torch.bfloat16)
 
 
 def audio_context_frames(durations: list[float], audio_context: str) -> int:
@@ -64,15 +143,21 @@ class WhisperASR(ASRModel):
     """Whisper through transformers. Language/task go through the generation config."""
 
     family: ClassVar[str] = "whisper"
+    default_lora_targets: ClassVar[tuple[str, ...]] = ATTENTION_LORA_TARGETS
+    card_tag: ClassVar[str] = "whisper"
+    peft_base_class: ClassVar[str | None] = "WhisperForConditionalGeneration"
+    supports_ct2: ClassVar[bool] = True
 
     def __init__(self, model: Any, processor: WhisperProcessor, spec: ModelSpec, device, dtype):
+        super().__init__(spec, device, dtype)
         self.model = model
         self.processor = processor
-        self.spec = spec
-        self.device = torch.device(device)
-        self.dtype = dtype
+        # frozen-encoder outputs by utterance key, half precision in host memory (see loss())
         self._encoder_cache: dict[str, torch.Tensor] = {}
+        self._encoder_cache_used = 0  # bytes
+        self.encoder_cache_bytes = encoder_cache_budget()  # cap; set the attribute to change it
         self.path: Path | None = None
+        self.base_path: Path | None = None  # where the base weights of a LoRA checkpoint are
         self._ct2: Any = None
 
     # --- loading / saving -------------------------------------------------
@@ -87,15 +172,73 @@ class WhisperASR(ASRModel):
         model.to(device).eval()
         loaded = cls(model, processor, spec, device, dtype)
         loaded.path = path
+        loaded.base_path = base_path
+        loaded.save_dtype = checkpoint_dtype(path) or checkpoint_dtype(base_path) or torch.float32
         return loaded
 
     def save(self, out_dir: Path) -> None:
-        save_model_dir(self.model, out_dir, self.family, self.spec)
+        save_model_dir(self.model, out_dir, self.family, self.spec, dtype=self.save_dtype)
         self.processor.save_pretrained(out_dir)
         self._base().generation_config.save_pretrained(out_dir)
 
     def _base(self) -> WhisperForConditionalGeneration:
         return unwrap_peft(self.model)
+
+    # --- export -----------------------------------------------------------
+    def save_export(self, out_dir: Path) -> None:
+        """Decode the fine-tuned language/task by default; add ``preprocessor_config.json``
+        (read by older transformers and by faster-whisper)."""
+        if self.path is not None:
+            self.configure_language(*finetuned_language(self.path, self.spec))
+        else:
+            self.configure_language(self.spec.language, self.spec.task)
+        self.save(out_dir)
+        self.processor.feature_extractor.save_pretrained(out_dir)
+
+    @classmethod
+    def finish_adapter_export(cls, checkpoint: Path, spec: ModelSpec, out_dir: Path) -> None:
+        """Point the copied generation config at the fine-tuned language/task, no timestamps."""
+        path = out_dir / "generation_config.json"
+        if not path.is_file():
+            return
+        data = _generation_json(read_json(path), *finetuned_language(checkpoint, spec))
+        write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def convert_ct2(cls, model_dir: Path, out_dir: Path, quantization: str) -> Path:
+        """CTranslate2 copy for faster-whisper (tokenizer and preprocessor files next to ``model.bin``)."""
+        from asr.models.whisper_ct2 import convert_checkpoint
+
+        return convert_checkpoint(model_dir, out_dir, quantization, require_files=True)
+
+    # --- model card -------------------------------------------------------
+    @classmethod
+    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
+        call = 'print(asr("clip.wav", generate_kwargs={"language": "zh", "task": "transcribe"})["text"])'
+        lines = [
+            *pipeline_usage(model_id, call),
+            "The generation config already selects Chinese transcription without timestamps. "
+            "Audio longer than 30 s needs `chunk_length_s=30` in the pipeline.",
+            "",
+        ]
+        if ct2_quantization:
+            lines += [
+                f"A CTranslate2 copy ({ct2_quantization}) for faster-whisper is in `ct2/`:",
+                "",
+                *python_block(
+                    "from faster_whisper import WhisperModel",
+                    "from huggingface_hub import snapshot_download",
+                    "",
+                    f'path = snapshot_download("{model_id}", allow_patterns=["ct2/*"])',
+                    'model = WhisperModel(f"{path}/ct2", compute_type="int8")',
+                    'segments, _ = model.transcribe("clip.wav", language="zh", beam_size=1)',
+                ),
+            ]
+        return lines
+
+    @classmethod
+    def card_limitations(cls) -> list[str]:
+        return ["- Whisper models can hallucinate on silence or long audio; feed single utterances."]
 
     @property
     def module(self) -> torch.nn.Module:
@@ -103,43 +246,79 @@ class WhisperASR(ASRModel):
 
     # --- inference ------------------------------------------------------
     def features(self, waves: list[np.ndarray]) -> torch.Tensor:
+        device = self.param_device
         feats = self.processor.feature_extractor(
-            waves, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(self.device)
+            waves, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(device)
         ).input_features
-        return feats.to(self.device, self.dtype)
+        return feats.to(device, self.param_dtype)
 
     def set_backend(self, backend: str, compute_type: str | None = None) -> None:
         """``torch`` (transformers generate) or ``ct2`` (CTranslate2, converted once and cached).
 
-        ``compute_type`` for ct2: default int8 on CPU, float16 on GPU.
+        ``compute_type`` for ct2: default int8 on CPU, float16 on GPU. The CTranslate2 model runs
+        on :attr:`device` (its index too: ``cuda:1``); on a GPU the torch weights then move to
+        the CPU (``set_backend("torch")`` brings them back). The cache key is the checkpoint's
+        content, so a LoRA model is merged and converted once, not on every run.
         """
         if backend == "torch":
             self._ct2 = None
+            if self.param_device != self.device:
+                self.model.to(self.device)
             return
         if backend != "ct2":
             super().set_backend(backend)
-        from asr.models.whisper_ct2 import CT2WhisperEngine
+        from asr.models.whisper_ct2 import CT2WhisperEngine, content_fingerprint, default_compute_type
 
+        compute_type = compute_type or default_compute_type(self.device)
         source = self.path
-        if (
-            source is None
-            or hasattr(self.model, "merge_and_unload")
-            or (source / "adapter_config.json").is_file()
-        ):
+        if source is not None and not is_peft(self.model) and not (source / "adapter_config.json").is_file():
+            self._ct2 = CT2WhisperEngine(source, self.device, compute_type)
+        elif source is not None and is_peft(self.model) and (source / "adapter_config.json").is_file():
+            # a LoRA checkpoint as loaded: key by adapter + base files, merge only when not cached
+            key = content_fingerprint(source, *([self.base_path] if self.base_path else []))
+            self._ct2 = CT2WhisperEngine(
+                None, self.device, compute_type, key=key, write_hf=self._write_merged
+            )
+        else:
+            # weights only in memory (e.g. LoRA applied for training): merge, then key by the merged files
             import tempfile
 
-            source = Path(tempfile.mkdtemp(prefix="asr-merged-"))
-            self.merged().save_pretrained(source, safe_serialization=True)
-            self.processor.save_pretrained(source)
-        self._ct2 = CT2WhisperEngine(source, self.device.type, compute_type)
+            with tempfile.TemporaryDirectory(prefix="asr-merged-") as tmp:  # converted, then not needed
+                self._write_merged(Path(tmp))
+                key = content_fingerprint(Path(tmp))
+                self._ct2 = CT2WhisperEngine(Path(tmp), self.device, compute_type, key=key)
+        self._release_torch_weights()
+
+    def _release_torch_weights(self) -> None:
+        """With CTranslate2 decoding on a GPU, keep the torch copy off it (both would hold the weights)."""
+        if self.device.type != "cuda" or self.param_device.type == "cpu":
+            return
+        self.model.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _write_merged(self, out_dir: Path) -> None:
+        """Full fp32 weights with any LoRA merged (see :meth:`merged`) plus the processor, into ``out_dir``."""
+        merged = self.merged()
+        merged.save_pretrained(out_dir, safe_serialization=True)
+        self.processor.save_pretrained(out_dir)
+        del merged
 
     def merged(self) -> WhisperForConditionalGeneration:
-        """A plain transformers model with any LoRA adapter merged in (a copy; self is unchanged)."""
-        import copy
+        """A plain fp32 CPU transformers model with any LoRA adapter merged in (self is unchanged).
 
-        if not hasattr(self.model, "merge_and_unload"):
-            return self.model
-        return copy.deepcopy(self.model).merge_and_unload()
+        A LoRA checkpoint is reloaded from its files in fp32 (the loaded module may be bf16 on a
+        GPU, and merging there would round the merged weights to bf16 before a float16
+        conversion); a model trained in memory is copied to the CPU in fp32, then merged.
+        """
+        source = self.path
+        if source is not None and is_peft(self.model) and (source / "adapter_config.json").is_file():
+            fresh, _ = load_with_adapter(source, WhisperForConditionalGeneration, torch.float32)
+            merged = merge_lora(fresh)
+            merged.generation_config = self._base().generation_config
+        else:
+            merged = merge_lora(self.model, copy=True, dtype=torch.float32, device="cpu")
+        return merged.eval()
 
     def _prompt(self, options: DecodeOptions) -> list[int]:
         tok = self.processor.tokenizer
@@ -218,7 +397,7 @@ class WhisperASR(ASRModel):
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:
         base = self._base()
         if method == "lora":
-            self.model = apply_lora(base, lora or {}, self.spec.lora_targets or WHISPER_LORA_TARGETS)
+            self.model = apply_lora(base, lora or {}, self.lora_targets())
         elif method == "full":
             base.requires_grad_(True)
         elif method == "decoder":
@@ -232,10 +411,8 @@ class WhisperASR(ASRModel):
         """Record language/task/no-timestamps so every later decode (pipeline, export) matches."""
         self.processor.tokenizer.set_prefix_tokens(language=language, task=task, predict_timestamps=False)
         gc = self._base().generation_config
-        gc.language = f"<|{language}|>" if language else None
-        gc.task = task
-        gc.return_timestamps = False
-        gc.forced_decoder_ids = None
+        for key, value in _generation_json({}, language, task).items():
+            setattr(gc, key, value)
 
     def collate(self, waves: list[np.ndarray], texts: list[str]) -> dict[str, torch.Tensor]:
         feats = self.processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
@@ -258,19 +435,56 @@ class WhisperASR(ASRModel):
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         keys = batch.get("keys")
         if keys is None or not self.module.training or not self.encoder_frozen():
-            return self.model(input_features=batch["input_features"], labels=batch["labels"]).loss
+            device = self.param_device
+            return self.model(
+                input_features=batch["input_features"].to(device, self.param_dtype),
+                labels=batch["labels"].to(device),
+            ).loss
         # Frozen, unaugmented encoder: its output per utterance never changes, so compute it once.
         # The engine must make keys unique per input variant (e.g. id + speed factor).
         encoder = self._base().model.encoder
         missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
+        device, dtype = self.param_device, self.param_dtype
+        fresh: dict[int, torch.Tensor] = {}
         if missing:
             with torch.no_grad():
-                feats = batch["input_features"][missing].to(self.device, self.dtype)
+                feats = batch["input_features"][missing].to(device, dtype)
                 hidden = encoder(feats).last_hidden_state
             for i, h in zip(missing, hidden, strict=True):
-                self._encoder_cache[keys[i]] = h.detach().cpu()  # host memory: ~3 MB per clip (base)
-        hidden = torch.stack([self._encoder_cache[k] for k in keys]).to(self.device, self.dtype)
-        return self.model(encoder_outputs=(hidden,), labels=batch["labels"]).loss
+                fresh[i] = self._cache_encoder_output(keys[i], h)
+        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
+        hidden = torch.stack([r.to(device, dtype) for r in rows])
+        return self.model(encoder_outputs=(hidden,), labels=batch["labels"].to(device)).loss
+
+    def _cache_encoder_output(self, key: str, hidden: torch.Tensor) -> torch.Tensor:
+        """Keep ``hidden`` in the host cache in half precision while the byte budget allows.
+
+        Returns what the decoder should see: the cached (rounded) copy, so an utterance gets the
+        same encoder output in every epoch, or ``hidden`` itself once the cache is full.
+        """
+        if key in self._encoder_cache:
+            return self._encoder_cache[key]
+        size = hidden.numel() * 2
+        if self._encoder_cache_used + size > self.encoder_cache_bytes:
+            if not getattr(self, "_told_cache_full", False):
+                log.info(
+                    "frozen-encoder cache full (%d entries, %.1f GiB; %s); further utterances are encoded "
+                    "every step",
+                    len(self._encoder_cache),
+                    self._encoder_cache_used / 2**30,
+                    ENCODER_CACHE_BYTES_ENV,
+                )
+                self._told_cache_full = True
+            return hidden
+        stored = half_for_cache(hidden)
+        self._encoder_cache[key] = stored
+        self._encoder_cache_used += stored.numel() * stored.element_size()
+        return stored
+
+    def clear_encoder_cache(self) -> None:
+        """Forget cached encoder outputs (e.g. after the encoder's weights changed)."""
+        self._encoder_cache.clear()
+        self._encoder_cache_used = 0
 
 
 def build_tiny(out_dir: Path, texts: list[str] | None = None, seed: int = 0) -> Path:

@@ -1,7 +1,11 @@
 """Speed perturbation (Kaldi style: tempo and pitch change together) with a seeded per-epoch draw.
 
->>> factor = draw_factor([0.9, 1.0, 1.1], seed=42, epoch=3, index=17)  # same inputs, same factor
->>> faster = speed_perturb(wave, 1.1)  # len(faster) ~= len(wave) / 1.1
+>>> factor = draw_factor([0.9, 1.0, 1.1], seed=42, epoch=3, index=17)
+>>> factor == draw_factor([0.9, 1.0, 1.1], seed=42, epoch=3, index=17)  # same inputs, same factor
+True
+>>> wave = np.zeros(16000, dtype=np.float32)
+>>> abs(len(speed_perturb(wave, 1.1)) - len(wave) / 1.1) < 2
+True
 """
 
 from __future__ import annotations

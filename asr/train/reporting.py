@@ -1,25 +1,27 @@
-"""Run records: ``train_log.jsonl`` (one JSON per Trainer log record), the training curve PNG, summary.json.
+"""Training records: ``train_log.jsonl`` (one JSON per Trainer log record) and the training curve PNG.
 
-Example::
-
-    log = TrainLog(out / "train_log.jsonl")
-    log.append({"step": 10, "epoch": 0.5, "loss": 2.31})
-    plot_training_curve(log.records(), out / "training_curve.png")
+>>> import tempfile
+>>> train_log = TrainLog(Path(tempfile.mkdtemp()) / "train_log.jsonl")
+>>> train_log.append({"step": 10, "epoch": 0.5, "loss": 2.31})
+>>> train_log.append({"step": 20, "epoch": 1.0, "eval_cer": 0.4})
+>>> validation_cer_at(train_log.records(), 20)
+0.4
+>>> train_log.truncate(10)
+>>> [r["step"] for r in train_log.records()]
+[10]
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-log = logging.getLogger(__name__)
+from asr.io import iter_jsonl, write_jsonl
 
 
 class TrainLog:
@@ -29,29 +31,21 @@ class TrainLog:
         self.path = Path(path)
 
     def append(self, record: dict[str, Any]) -> None:
+        """Add one record at the end of the file (flushed at once)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n")
             handle.flush()
 
     def records(self) -> list[dict[str, Any]]:
+        """Every complete record (a line cut by a kill mid-write is skipped)."""
         if not self.path.is_file():
             return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:  # a line cut by a kill mid-write
-                    log.warning("%s: skipping an incomplete line", self.path)
-        return out
+        return [record for _, record in iter_jsonl(self.path, skip_torn=True)]
 
     def truncate(self, max_step: int) -> None:
         """Keep records up to ``max_step`` (a resumed run rewrites what came after its checkpoint)."""
-        kept = [r for r in self.records() if int(r.get("step", 0)) <= max_step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_jsonl(self.path, [r for r in self.records() if int(r.get("step", 0)) <= max_step])
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,12 +7,22 @@
 - ``evaluate()`` decodes the validation manifest with :func:`asr.inference.evaluate` (the one
   inference path) and returns ``eval_cer``/``eval_ser``/``eval_wer``; in distributed runs the
   main process decodes and broadcasts the metrics;
-- checkpoints hold what the family's own module saves (a LoRA adapter, or full weights).
+- checkpoints hold what the family's own module saves (a LoRA adapter, or full weights);
+- a step whose loss or gradient norm is NaN or infinite is skipped: its gradients are dropped
+  before the optimizer step (so the optimizer leaves every weight alone), a warning names the
+  step and its utterances, and after more than ``max_nonfinite_steps`` such steps the run
+  stops with a :class:`~asr.train.faults.TrainingError`. Under fp16 a gradient overflow with
+  a finite loss is left to the loss scaler (it skips the step and lowers the scale); under
+  DeepSpeed the engine steps inside the backward pass, so such steps are counted and stop the
+  run but are not skipped;
+- a checkpoint that cannot be written (a full disk) is removed and the run stops with a
+  :class:`~asr.train.faults.TrainingError` naming the folder; the previous checkpoints stay.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -25,9 +35,11 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from asr.data.manifest import Utterance
+from asr.errors import TrainingError
 from asr.inference import EvalSettings, evaluate
 from asr.models.base import ASRModel
 from asr.train.dataset import EpochLengthGroupedSampler
+from asr.train.faults import free_space, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,7 @@ class ASRTrainer(Trainer):
         validation: list[Utterance],
         eval_settings: EvalSettings,
         lengths: list[float],
+        max_nonfinite_steps: int = 10,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -75,6 +88,11 @@ class ASRTrainer(Trainer):
         self.eval_settings = eval_settings
         self.lengths = lengths
         self.model_accepts_loss_kwargs = False  # LossModule.forward takes **batch, not loss kwargs
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.nonfinite_steps = 0  # skipped steps in this process's run (not carried over a resume)
+        self._window_keys: list[str] = []  # utterances of the micro-batches of the current step
+        self._window_bad_keys: list[str] = []  # those of them whose loss was not finite
+        self._window_loss_finite = True
 
     # --- training ---------------------------------------------------------
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler:
@@ -86,6 +104,79 @@ class ASRTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    # --- non-finite steps -------------------------------------------------
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        keys = [str(k) for k in inputs.get("keys") or ()]
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._window_keys.extend(keys)
+        if not bool(torch.isfinite(loss).all()):
+            self._window_loss_finite = False
+            self._window_bad_keys.extend(keys)
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        # The Trainer calls this once per optimizer step, after clipping and right before
+        # optimizer.step(): the last point where the step can still be skipped.
+        grad_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        try:
+            self._guard_step(model, grad_norm)
+        finally:
+            self._window_keys, self._window_bad_keys, self._window_loss_finite = [], [], True
+        return grad_norm
+
+    def _guard_step(self, model: torch.nn.Module, grad_norm: Any) -> None:
+        """Skip (and count) a step whose loss or gradient norm is not finite; stop past the limit."""
+        norm = float(grad_norm) if grad_norm is not None else 0.0
+        loss_finite, norm_finite = self._window_loss_finite, math.isfinite(norm)
+        if self.accelerator.scaler is not None:
+            norm_finite = True  # fp16: an overflow is the loss scaler's to skip (and to lower the scale)
+        bad = torch.tensor(0.0 if loss_finite and norm_finite else 1.0, device=self.args.device)
+        if (
+            self.args.world_size > 1
+            and torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+        ):
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)  # every rank skips alike
+        if not bool(bad.item()):
+            return
+        if not self.is_deepspeed_enabled:
+            # No gradient: torch optimizers leave such a parameter (and its moments) untouched.
+            model.zero_grad(set_to_none=True)
+        self.nonfinite_steps += 1
+        step = self.state.global_step + 1
+        if not loss_finite:
+            what = "loss"
+        elif not norm_finite:
+            what = "gradient norm"
+        else:
+            what = "loss or gradient norm (on another process)"
+        keys = self._window_bad_keys or self._window_keys
+        shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+        utterances = f" (utterances: {shown})" if keys else ""
+        skipped = "counted (DeepSpeed has already stepped)" if self.is_deepspeed_enabled else "skipped"
+        log.warning(
+            "step %d: non-finite %s (grad norm %s)%s; optimizer step %s (%d such steps so far, max_nonfinite_steps=%d)",
+            step,
+            what,
+            norm,
+            utterances,
+            skipped,
+            self.nonfinite_steps,
+            self.max_nonfinite_steps,
+        )
+        if self.nonfinite_steps > self.max_nonfinite_steps:
+            raise TrainingError(
+                f"training stopped at step {step}: {self.nonfinite_steps} steps had a non-finite (NaN or "
+                f"infinite) loss or gradient norm, more than max_nonfinite_steps={self.max_nonfinite_steps}; "
+                f"the last one: non-finite {what}{utterances}. Check those clips for broken audio or "
+                "transcripts, or lower learning_rate (or train in fp32)"
+            )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.nonfinite_steps and "loss" in logs:
+            logs = {**logs, "nonfinite_steps": self.nonfinite_steps}
+        super().log(logs, start_time)
 
     # --- validation -------------------------------------------------------
     def evaluate(
@@ -116,25 +207,38 @@ class ASRTrainer(Trainer):
         try:
             with torch.no_grad():
                 metrics = evaluate(
-                    self.asr_model,
-                    self.validation,
-                    out,
-                    self.eval_settings,
-                    extra={"split": "validation", "step": step},
-                )
+                    self.asr_model, self.validation, out, self.eval_settings, split="validation", step=step
+                ).record.metrics
         finally:
             self.model.train(was_training)
         result = {
-            f"{prefix}_cer": float(metrics["cer"]),
-            f"{prefix}_ser": float(metrics["ser"]),
+            f"{prefix}_cer": float(metrics.cer),
+            f"{prefix}_ser": float(metrics.ser),
             f"{prefix}_runtime": round(time.perf_counter() - start, 3),
         }
-        if metrics.get("wer") is not None:
-            result[f"{prefix}_wer"] = float(metrics["wer"])
+        if metrics.wer is not None:
+            result[f"{prefix}_wer"] = float(metrics.wer)
         log.info("step %d: validation CER %.4f (%s)", step, result[f"{prefix}_cer"], out)
         return result
 
     # --- checkpoints: save and load the family's module, not the wrapper --
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as err:
+            reason = write_failure(err)
+            if reason is None:
+                raise
+            if self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)  # half written: resume must not pick it
+            raise TrainingError(
+                f"cannot write the checkpoint {folder}: {reason} ({free_space(folder.parent)}); the "
+                "previous checkpoints are kept: free some space, then rerun with --resume"
+            ) from err
+
     @contextmanager
     def _family_module_as_model(self) -> Iterator[None]:
         outer = self.model

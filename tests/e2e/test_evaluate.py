@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
-from asr.predictions import COLUMNS
+from asr.decode_log import COLUMNS
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,9 @@ from asr.cli import main
 from asr.data.manifest import read_manifest, write_manifest
 from asr.errors import ConfigError, DataError, ModelSourceError
 from asr.models import load_model
-from asr.train.config import load_finetune_config
-from asr.train.run import finetune
+from asr.run_records import FinetuneSummary
+from asr.train.finetune_config import load_finetune_config
+from asr.train.recipe import finetune
 
 pytestmark = pytest.mark.e2e
 
@@ -107,8 +108,10 @@ def test_overfit_few_clips_writes_every_output(tiny_whisper: Path, few_clips: Pa
     assert resolved.learning_rate == pytest.approx(3e-3) and resolved.batch_size == 4
 
     on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert on_disk["best_step"] == summary["best_step"] in (20, 40)
-    assert on_disk["best_validation_cer"] == cer[summary["best_step"]]
+    assert (on_disk["schema"], on_disk["schema_version"]) == ("finetune_summary", 1)
+    assert FinetuneSummary.load(out / "summary.json").test.fine_tuned == summary.test.fine_tuned
+    assert on_disk["best_step"] == summary.best_step in (20, 40)
+    assert on_disk["best_validation_cer"] == cer[summary.best_step]
     assert on_disk["start_validation_cer"] == cer[0]
     assert on_disk["trainable_parameters"] < on_disk["total_parameters"]
     test = on_disk["test"]
@@ -202,9 +205,9 @@ def test_two_processes_with_gloo(tiny_whisper: Path, few_clips: Path, tmp_path: 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["world_size"] == 2 and summary["global_step"] == 4
-    assert summary["effective_batch_size"] == 2
+    summary = FinetuneSummary.load(out / "summary.json")
+    assert summary.world_size == 2 and summary.global_step == 4
+    assert summary.effective_batch_size == 2
     cer_steps = [r["step"] for r in _log(out) if "eval_cer" in r]
     assert cer_steps == [2, 4]  # the main process validated; the other one waited for the metric
     model = load_model(out / "best", device="cpu")
@@ -231,9 +234,9 @@ def test_early_stopping_with_accumulation_checkpointing_and_specaugment(
         "eval_limit=1",
     )
     summary = finetune(cfg)
-    assert summary["global_step"] == 2 and summary["stopped_early"]
-    assert summary["effective_batch_size"] == 2
-    assert summary["best_step"] == 1
+    assert summary.global_step == 2 and summary.stopped_early
+    assert summary.effective_batch_size == 2
+    assert summary.best_step == 1
     assert (
         json.loads((out / "best" / "config.json").read_text(encoding="utf-8"))["apply_spec_augment"] is True
     )
@@ -309,10 +312,10 @@ def test_other_families_train_and_save_best(kind: str, method: str, few_clips: P
     )
     cfg = _cfg(model_dir, few_clips, out, f"method={method}", *settings)
     summary = finetune(cfg)
-    assert summary["global_step"] == 2 and summary["best_step"] == 2
+    assert summary.global_step == 2 and summary.best_step == 2
     assert set(_losses(out)) == {1, 2}
     reloaded = load_model(out / "best", device="cpu")
-    assert reloaded.family == summary["family"]
+    assert reloaded.family == summary.family
 
 
 def test_all_oov_transcripts_fail_before_training(few_clips: Path, tmp_path: Path) -> None:

@@ -66,12 +66,10 @@ def _features(processor, audio: np.ndarray) -> np.ndarray:
 def test_reexport_is_byte_identical(
     whisper_base_dir: Path, whisper_base_ct2_dir: Path, tmp_path: Path
 ) -> None:
-    from ctranslate2.converters import TransformersConverter
+    from asr.models.whisper_ct2 import convert_checkpoint
 
     # The import stores float32 (exact widening of the float16 source); float16 again must give the source.
-    out = Path(
-        TransformersConverter(str(whisper_base_dir)).convert(str(tmp_path / "ct2"), quantization="float16")
-    )
+    out = convert_checkpoint(whisper_base_dir, tmp_path / "ct2", "float16")
     original = (whisper_base_ct2_dir / "model.bin").read_bytes()
     again = (out / "model.bin").read_bytes()
     if again != original:

@@ -48,11 +48,13 @@ def test_unreadable_audio_names_the_file(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....WAVEnot really")
     for call in (audio_info, load_audio):
-        with pytest.raises(DataError, match=r"bad\.wav: unreadable audio"):
+        with pytest.raises(
+            DataError, match=r"bad\.wav: not a decodable audio file: a WAV file with a damaged"
+        ):
             call(bad)
     fake_video = tmp_path / "bad.mp4"
     fake_video.write_bytes(b"\x00" * 64)
-    with pytest.raises(DataError, match=r"bad\.mp4: unreadable audio"):
+    with pytest.raises(DataError, match=r"bad\.mp4: not a decodable audio file: only zero bytes"):
         load_audio(fake_video)
     with pytest.raises(DataError, match=r"nothing\.wav: audio file not found"):
         load_audio(tmp_path / "nothing.wav")
@@ -80,3 +82,9 @@ def test_write_wav_clips_nothing_and_roundtrips(tmp_path):
     samples = np.linspace(-0.5, 0.5, 1600, dtype=np.float32)
     path = write_wav(tmp_path / "x.wav", samples)
     np.testing.assert_allclose(load_audio(path), samples, atol=1 / 32768)
+
+
+def test_write_wav_failure_leaves_nothing_behind(tmp_path):
+    with pytest.raises(Exception):  # noqa: B017 - soundfile's error type for a bad rate
+        write_wav(tmp_path / "x.wav", np.zeros(16, dtype=np.float32), sample_rate=0)
+    assert list(tmp_path.iterdir()) == []

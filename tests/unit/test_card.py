@@ -13,12 +13,15 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from asr.export.card import CardInfo, RunRecords, build_card, protocol
 from asr.models.registry import get_spec
 
+# metrics_test.json as asr.train.run writes it (an EvalRecord: corpus numbers at the top level)
 METRICS = {
     "cer": 0.23456,
     "cer_ci95": [0.2011, 0.2712],
+    "errors": 168,
     "substitutions": 120,
     "deletions": 31,
     "insertions": 17,
+    "ref_chars": 716,
     "ser": 0.81,
     "wer": 0.52,
     "n_utterances": 165,
@@ -29,12 +32,20 @@ METRICS = {
 }
 CONFIG = {"model": "whisper-base", "method": "lora", "lora": {"r": 32, "alpha": 64}, "max_steps": 2000}
 COMMAND = "asr finetune --config configs/whisper-base-lora.yaml data=runs/demo/data output_dir=runs/wb"
-# The layout asr.train.run writes: test results nested under "test".
+# summary.json as asr.train.run writes it (a FinetuneSummary): test results nested under "test".
 SUMMARY_NESTED = {
     "model": "whisper-base",
+    "family": "whisper",
     "method": "lora",
+    "output_dir": "runs/wb",
+    "best_dir": "runs/wb/best",
+    "best_checkpoint": "runs/wb/checkpoint-1200",
     "best_step": 1200,
     "best_validation_cer": 0.251,
+    "start_validation_cer": 0.9,
+    "global_step": 2000,
+    "max_steps": 2000,
+    "stopped_early": False,
     "test": {
         "fine_tuned": {"cer": 0.23456, "cer_ci95": [0.2011, 0.2712]},
         "zero_shot": {"cer": 0.61, "cer_ci95": [0.57, 0.65]},
@@ -47,25 +58,22 @@ SUMMARY_NESTED = {
     },
     "trainable_parameters": 1_179_648,
     "total_parameters": 73_773_568,
+    "train_utterances": 760,
+    "train_hours": 1.2,
+    "dropped_longer_than_max_duration": 0,
+    "validation_utterances": 160,
+    "test_utterances": 165,
     "learning_rate": 0.001,
     "effective_batch_size": 16,
+    "world_size": 1,
+    "device": "cuda:0",
+    "precision": "bf16",
+    "decoding": {"beam_size": 1, "language": "zh", "task": "transcribe"},
+    "eval_batch_size": 32,
+    "train_runtime_seconds": 1800.0,
+    "wall_seconds": 2100.5,
     "provenance": {"command": COMMAND},
     "config": CONFIG,
-}
-# The layout in the export brief: flat blocks plus hyperparameters and command.
-SUMMARY_FLAT = {
-    "zero_shot": {"cer": 0.5, "cer_ci95": [0.45, 0.55]},
-    "finetuned": {"cer": 0.3, "cer_ci95": [0.25, 0.35]},
-    "paired_bootstrap": {
-        "delta": -0.2,
-        "delta_ci95": [-0.25, -0.15],
-        "p_delta_ge_0": 0.001,
-        "n_bootstrap": 500,
-    },
-    "best_step": 300,
-    "best_validation_cer": 0.31,
-    "hyperparameters": {"learning_rate": 0.0005, "lora_r": 8},
-    "command": ["asr", "finetune", "--config", "flat.yaml"],
 }
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -175,14 +183,16 @@ def test_no_run_dir_at_all(tmp_path):
     assert "Test metrics: not available" in card.text
 
 
-def test_flat_summary_layout(tmp_path):
-    records = RunRecords.load(write_run(tmp_path / "run", summary=SUMMARY_FLAT))
+def test_summary_in_another_layout_is_left_out(tmp_path):
+    flat = {"zero_shot": {"cer": 0.5}, "finetuned": {"cer": 0.3}, "best_step": 300}  # nothing writes this
+    records = RunRecords.load(write_run(tmp_path / "run", summary=flat))
+    assert records.summary is None and records.metrics is not None
     text = build_card(CardInfo(spec=get_spec("whisper-base")), records).text
-    assert "50.00%" in text and "[45.00, 55.00]" in text
-    assert "30.00%" in text
-    assert "-20.00 points" in text and "0.001" in text
-    assert "asr finetune --config flat.yaml" in text
-    assert "`lora_r`" in text and "`8`" in text
+    assert "summary.json: unreadable" in text and "missing model, family" in text
+    assert str(tmp_path) not in text  # no local paths in a published card
+    assert "Zero-shot comparison: not available" in text
+    assert "23.46%" in text  # metrics_test.json still used
+    assert "`lora.r`" in text  # hyperparameters from config.yaml
 
 
 def test_unreadable_records_are_reported_not_fatal(tmp_path):

@@ -8,10 +8,10 @@ from typing import Literal
 
 import pytest
 
-from asr.config import dump_yaml, load_config
 from asr.errors import ConfigError
 from asr.models.registry import MODELS
-from asr.train.config import FinetuneConfig, load_finetune_config
+from asr.train.finetune_config import FinetuneConfig, load_finetune_config
+from asr.typed_config import dump_yaml, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -4,7 +4,7 @@ import pickle
 import pytest
 
 from asr.data.csmage import canonical_id, read_fulldata_pkl, to_source_id, to_video_id
-from asr.data.formats import detect_format, read_corpus
+from asr.data.formats import detect_format, read_corpus, resolve_format
 from asr.errors import ASRError, DataError
 from tests.conftest import CSMAGE_ROWS, build_csmage
 
@@ -29,26 +29,36 @@ def test_csmage_zip_layout(csmage_corpus, tmp_path):
     assert detect_format(csmage_corpus.root) == "csmage"
     result = read_corpus(csmage_corpus.root, audio_dir)
     ids = [c.id for c in result.candidates]
-    # Every pkl id with a zip member becomes a candidate, in pkl order; checks come later.
-    assert ids == [row[0] for row in CSMAGE_ROWS if row[1] is not None]
+    # Every pkl id with a decodable zip member becomes a candidate, in pkl order; text and
+    # sample-rate checks come later. An undecodable member is flagged and its copy removed.
+    assert ids == [row[0] for row in CSMAGE_ROWS if row[1] not in (None, "corrupt")]
     first = result.candidates[0]
     assert (first.source_id, first.format, first.text) == ("01_0001", "csmage", "今天天气蛮好咯")
     assert first.audio == (audio_dir / "01_0001.wav").resolve() and first.audio.is_file()
-    assert _problems(result) == {("video_1_4", "missing_audio"), ("video_99_1", "no_transcript")}
+    assert _problems(result) == {
+        ("video_1_3", "unreadable_audio"),
+        ("video_1_4", "missing_audio"),
+        ("video_99_1", "no_transcript"),
+    }
+    assert not (audio_dir / "01_0003.wav").exists()
     assert not (audio_dir / "99_0001.wav").exists()  # members without a transcript are not extracted
     assert not (audio_dir / "._01_0001.wav").exists()
 
 
-def test_csmage_extraction_is_cached_by_size(csmage_corpus, tmp_path):
+def test_csmage_extraction_is_cached_by_content(csmage_corpus, tmp_path):
     audio_dir = tmp_path / "audio"
     read_corpus(csmage_corpus.root, audio_dir)
     target = audio_dir / "01_0001.wav"
+    original = target.read_bytes()
     stamp = target.stat().st_mtime_ns
     read_corpus(csmage_corpus.root, audio_dir)
     assert target.stat().st_mtime_ns == stamp
     target.write_bytes(b"partial")  # a broken earlier extraction is redone
     read_corpus(csmage_corpus.root, audio_dir)
-    assert target.stat().st_size > 1000
+    assert target.read_bytes() == original
+    target.write_bytes(original[:-4] + b"\x00\x01\x02\x03")  # same size, other content
+    read_corpus(csmage_corpus.root, audio_dir)
+    assert target.read_bytes() == original
 
 
 def test_csmage_unpacked_folder_and_old_pkl_name(tmp_path):
@@ -258,3 +268,13 @@ def test_wrong_data_root_and_unknown_layout_errors(tmp_path):
         read_corpus(tmp_path / "empty", tmp_path / "audio", fmt="wav")
     with pytest.raises(DataError, match=r"Kaldi layout needs both wav\.scp and text"):
         read_corpus(tmp_path / "empty", tmp_path / "audio", fmt="kaldi")
+
+
+def test_resolve_format_detects_or_checks_the_given_layout(tmp_path):
+    (tmp_path / "wav.scp").write_text("u1 a.wav\n", encoding="utf-8")
+    assert resolve_format(tmp_path) == "kaldi"
+    assert resolve_format(tmp_path, "funasr") == "funasr"  # as given; the reader will complain
+    with pytest.raises(ASRError, match="unknown --format 'tsv'"):
+        resolve_format(tmp_path, "tsv")
+    with pytest.raises(ASRError, match="does not exist"):
+        resolve_format(tmp_path / "nowhere", "kaldi")

@@ -76,3 +76,19 @@ def test_duplicate_ids_are_an_error_unless_allowed(tmp_path):
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=r"nope\.jsonl: cannot open"):
         read_manifest(tmp_path / "nope.jsonl")
+
+
+def test_non_utf8_manifest_is_a_data_error(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes('{"id": "a", "audio": "a.wav", "text": "café"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.jsonl: not UTF-8 text"):
+        read_manifest(path)
+
+
+def test_failed_write_keeps_the_old_manifest_and_leaves_no_temp_file(tmp_path):
+    path = write_manifest(tmp_path / "m.jsonl", [_utt()])
+    before = path.read_bytes()
+    with pytest.raises(AttributeError):
+        write_manifest(path, [_utt(), "not an utterance"])
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.jsonl"]

@@ -11,6 +11,7 @@ from asr.errors import DataError
 from asr.metrics import ScoreResult, cer, paired_bootstrap, read_predictions, score, write_score
 from asr.metrics.alignment import align, edit_counts
 from asr.metrics.corpus import UTTERANCE_FIELDS
+from asr.run_records import EvalRecord
 from asr.text.normalize import NormOptions
 
 CS_MAGE = Path(__file__).resolve().parents[2].parent / "shared" / "cs-mage"
@@ -50,11 +51,11 @@ def test_hand_cases_corpus_totals():
     hyps = [c[1] for c in HAND_CASES]
     m = score([str(k) for k in range(len(refs))], refs, hyps, n_bootstrap=0).metrics
     # ref chars 5 + 3 + 2 + 6 + 4 + 4; errors 2 + 1 + 2 + 2 + 1 + 0
-    assert (m["substitutions"], m["deletions"], m["insertions"]) == (2, 3, 3)
-    assert m["ref_chars"] == 24
-    assert m["cer"] == pytest.approx(8 / 24)
-    assert m["ser"] == pytest.approx(5 / 6)
-    assert m["n_utterances"] == 6
+    assert (m.substitutions, m.deletions, m.insertions) == (2, 3, 3)
+    assert m.ref_chars == 24
+    assert m.cer == pytest.approx(8 / 24)
+    assert m.ser == pytest.approx(5 / 6)
+    assert m.n_utterances == 6
     assert cer(refs, hyps) == pytest.approx(8 / 24)
 
 
@@ -83,22 +84,22 @@ def test_counts_match_naive_dp_and_jiwer():
         assert len(ref) - utt["del"] + utt["ins"] == len(hyp)
     out = jiwer.process_characters(refs, hyps)
     total = out.substitutions + out.deletions + out.insertions
-    assert result.metrics["errors"] == total
-    assert result.metrics["cer"] == pytest.approx(out.cer)
+    assert result.metrics.errors == total
+    assert result.metrics.cer == pytest.approx(out.cer)
 
 
 def test_empty_prediction_counts_deletions():
     utt = score(["u"], ["长沙话"], [""], n_bootstrap=0).utterances[0]
     assert (utt["sub"], utt["del"], utt["ins"], utt["cer"]) == (0, 3, 0, 1.0)
-    assert score(["u"], ["长沙话"], [None], n_bootstrap=0).metrics["cer"] == 1.0
+    assert score(["u"], ["长沙话"], [None], n_bootstrap=0).metrics.cer == 1.0
 
 
 def test_empty_reference_adds_insertions_and_no_characters():
     r = score(["a", "b"], ["。", "长沙"], ["啊啊", "长沙"], n_bootstrap=0)
-    assert r.metrics["ref_chars"] == 2
-    assert r.metrics["insertions"] == 2
-    assert r.metrics["cer"] == 1.0
-    assert r.metrics["n_empty_references"] == 1
+    assert r.metrics.ref_chars == 2
+    assert r.metrics.insertions == 2
+    assert r.metrics.cer == 1.0
+    assert r.metrics.n_empty_references == 1
     assert r.utterances[0]["cer"] is None
     assert score(["a", "b"], ["", "长沙"], ["", "长沙"], n_bootstrap=0).utterances[0]["cer"] == 0.0
 
@@ -125,7 +126,7 @@ def test_ser_counts_utterances_with_any_error():
     m = score(
         ["a", "b", "c", "d"], ["长沙", "好咯", "是的", "我"], ["长沙", "好", "是的啊", "我"], n_bootstrap=0
     ).metrics
-    assert m["ser"] == 0.5
+    assert m.ser == 0.5
 
 
 def test_wer_uses_jieba_words():
@@ -133,9 +134,9 @@ def test_wer_uses_jieba_words():
     m = score(
         ["a"], ["我觉得这确确实实也是一种湖南特色吧"], ["我觉得这确确实实也是一种湖南特色"], n_bootstrap=0
     ).metrics
-    assert (m["word_errors"], m["ref_words"]) == (1, 10)
-    assert m["wer"] == pytest.approx(0.1)
-    assert m["cer"] == pytest.approx(1 / 17)
+    assert (m.word_errors, m.ref_words) == (1, 10)
+    assert m.wer == pytest.approx(0.1)
+    assert m.cer == pytest.approx(1 / 17)
 
 
 def test_rtf():
@@ -143,22 +144,18 @@ def test_rtf():
     m = score(
         ["a", "b"], ["长沙", "好"], ["长沙", "好"], durations=[2.0, 3.0], decode_seconds=[0.5, 0.5], **kw
     )
-    assert m.metrics["rtf"] == pytest.approx(0.2)
-    assert score(["a"], ["长沙"], ["长沙"], durations=[2.0], **kw).metrics["rtf"] is None
-    assert (
-        score(["a"], ["长沙"], ["长沙"], durations=[None], decode_seconds=[1.0], **kw).metrics["rtf"] is None
-    )
+    assert m.metrics.rtf == pytest.approx(0.2)
+    assert score(["a"], ["长沙"], ["长沙"], durations=[2.0], **kw).metrics.rtf is None
+    assert score(["a"], ["长沙"], ["长沙"], durations=[None], decode_seconds=[1.0], **kw).metrics.rtf is None
 
 
 def test_normalization_options_apply_and_are_recorded():
     r = score(
         ["a"], ["長沙話"], ["<|zh|>长沙话"], options=NormOptions(t2s=True, strip_tags=True), n_bootstrap=0
     )
-    assert r.metrics["cer"] == 0.0
-    assert r.metrics["normalization"] == {"t2s": True, "strip_tags": True}
-    assert score(["a"], ["長沙話"], ["长沙话"], n_bootstrap=0).metrics["cer"] == pytest.approx(
-        2 / 3
-    )  # 長, 話
+    assert r.metrics.cer == 0.0
+    assert r.metrics.normalization == {"t2s": True, "strip_tags": True}
+    assert score(["a"], ["長沙話"], ["长沙话"], n_bootstrap=0).metrics.cer == pytest.approx(2 / 3)  # 長, 話
 
 
 ALPHABET = [chr(0x4E00 + k) for k in range(300)]
@@ -183,12 +180,12 @@ def _noisy_corpus(n: int, error_rate: float, seed: int):
 def test_ci_contains_point_estimate_and_is_deterministic():
     ids, refs, hyps = _noisy_corpus(200, 0.1, 1)
     m = score(ids, refs, hyps, n_bootstrap=500, seed=7).metrics
-    lo, hi = m["cer_ci95"]
-    assert lo < m["cer"] < hi
+    lo, hi = m.cer_ci95
+    assert lo < m.cer < hi
     assert hi - lo < 0.05
-    assert score(ids, refs, hyps, n_bootstrap=500, seed=7).metrics["cer_ci95"] == [lo, hi]
-    assert score(ids, refs, hyps, n_bootstrap=500, seed=8).metrics["cer_ci95"] != [lo, hi]
-    assert score(ids, refs, hyps, n_bootstrap=0).metrics["cer_ci95"] is None
+    assert score(ids, refs, hyps, n_bootstrap=500, seed=7).metrics.cer_ci95 == [lo, hi]
+    assert score(ids, refs, hyps, n_bootstrap=500, seed=8).metrics.cer_ci95 != [lo, hi]
+    assert score(ids, refs, hyps, n_bootstrap=0).metrics.cer_ci95 is None
 
 
 def _result(ids, refs, hyps, n_bootstrap=0) -> ScoreResult:
@@ -287,10 +284,10 @@ def test_read_jsonl_with_timings(tmp_path):
         (
             "p.jsonl",
             '{"id": "a", "reference": "x", "prediction": "y"}\n{"id": "b", \n',
-            r"p.jsonl, line 2: bad JSON",
+            r"p.jsonl:2: invalid JSON",
         ),
         ("p.jsonl", '{"id": "a", "reference": "x"}\n', r"p.jsonl, line 1: missing column 'prediction'"),
-        ("p.jsonl", '["a", "b"]\n', r"p.jsonl, line 1: expected a JSON object"),
+        ("p.jsonl", '["a", "b"]\n', r"p.jsonl:1: expected a JSON object"),
         (
             "p.jsonl",
             '{"id": "a", "reference": 3, "prediction": "y"}\n',
@@ -318,7 +315,8 @@ def test_write_score_files(tmp_path):
     r = score(["a", "b"], ["长沙话", "。"], ["长沙", "啊"], n_bootstrap=20)
     write_score(r, tmp_path / "out" / "metrics.json", tmp_path / "out" / "per_utt.csv")
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics == r.metrics
+    assert metrics == EvalRecord(metrics=r.metrics).to_json()
+    assert EvalRecord.load(tmp_path / "out" / "metrics.json").metrics == r.metrics
     text = (tmp_path / "out" / "per_utt.csv").read_text(encoding="utf-8")
     assert text.splitlines()[0] == ",".join(UTTERANCE_FIELDS)
     # Jieba splits 长沙话 into 长沙/话: 2 reference words, 1 word error
@@ -341,9 +339,9 @@ def test_official_punctuated_vs_plain_transcripts_score_zero():
     assert len(punct) == len(plain) == 1085
     ids = sorted(punct)
     m = score(ids, [punct[i] for i in ids], [plain[i] for i in ids], n_bootstrap=100).metrics
-    assert (m["cer"], m["errors"], m["ser"], m["wer"], m["cer_ci95"]) == (0.0, 0, 0.0, 0.0, [0.0, 0.0])
-    assert m["n_utterances"] == 1085
-    assert m["ref_chars"] > 15000
+    assert (m.cer, m.errors, m.ser, m.wer, m.cer_ci95) == (0.0, 0, 0.0, 0.0, [0.0, 0.0])
+    assert m.n_utterances == 1085
+    assert m.ref_chars > 15000
 
 
 @needs_cs_mage

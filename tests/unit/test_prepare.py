@@ -8,10 +8,19 @@ import soundfile as sf
 
 from asr.cli import main
 from asr.data.csmage import to_video_id
+from asr.data.formats import FORMATS
 from asr.data.id_text import read_id_text_file
 from asr.data.manifest import read_manifest
+from asr.data.prepare import (
+    PREPARERS,
+    prepare,
+    prepare_csmage,
+    prepare_funasr_jsonl,
+    prepare_kaldi,
+    prepare_manifests,
+    prepare_videos,
+)
 from asr.errors import ConfigError, DataError
-from recipes.prepare import prepare
 from tests.conftest import SHARED_CS_MAGE, write_wav
 
 
@@ -182,12 +191,92 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert "unknown corpus layout" in capsys.readouterr().err
 
 
-def test_cli_runs_prepare(csmage_corpus, tmp_path):
+def test_cli_runs_prepare(csmage_corpus, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["prepare", "--data-root", str(csmage_corpus.root), "--out", str(out), "--protocol", "random",
                  "--ratios", "6:1:1", "--format", "csmage"])  # fmt: skip
     assert code == 0
     assert len(read_manifest(out / "manifests" / "all.jsonl")) == len(csmage_corpus.ok)
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"wrote {out / 'manifests'}: train 6, validation 1, test 1 (0.00 h); ")
+    assert printed.rstrip().endswith(f"suspects in {out / 'reports' / 'suspects.csv'}")
+
+
+# The library entry points ---------------------------------------------------------------
+
+
+def test_prepare_csmage_writes_what_the_cli_writes(csmage_corpus, tmp_path):
+    out = tmp_path / "out"
+    split_files = _write_v2(
+        tmp_path / "splits", {"video_1_1": "train", "video_1_2": "test", "video_2_2": "test"}
+    )
+    root = str(csmage_corpus.root)
+    assert main(["prepare", "--data-root", root, "--out", str(out), "--split-files", str(split_files)]) == 0
+    by_cli = _snapshot(out)
+    result = prepare_csmage(csmage_corpus.root, out, split_files=split_files)
+    assert _snapshot(out) == by_cli
+    assert result.layout == "csmage" and result.counts == {"train": 1, "validation": 0, "test": 2, "all": 3}
+    names = ("train", "validation", "test", "all")
+    assert result.manifests == {name: out / "manifests" / f"{name}.jsonl" for name in names}
+    assert result.manifest_dir == out / "manifests"
+    assert [u.id for u in read_manifest(result.manifests["test"])] == ["video_1_2", "video_2_2"]
+    assert result.report_path == out / "reports" / "data_validation.json"
+    assert result.suspects_path == out / "reports" / "suspects.csv"
+    assert len(result.suspects) == len(_suspects(out))
+
+
+def test_prepare_dispatches_to_the_layout_function(tmp_path, monkeypatch):
+    assert PREPARERS.keys() == set(FORMATS)
+    assert PREPARERS["kaldi"] is prepare_kaldi and PREPARERS["funasr"] is prepare_funasr_jsonl
+    kaldi = tmp_path / "kaldi"
+    kaldi.mkdir()
+    (kaldi / "wav.scp").write_text("u1 a.wav\n", encoding="utf-8")
+    (kaldi / "text").write_text("u1 好咯\n", encoding="utf-8")
+    calls = []
+    monkeypatch.setitem(PREPARERS, "kaldi", lambda *args, **kwargs: calls.append((args, kwargs)))
+    prepare(kaldi, tmp_path / "out", protocol="random", seed=7)
+    assert calls == [((kaldi, tmp_path / "out"), {"protocol": "random", "seed": 7})]
+
+
+def test_layout_functions_on_small_corpora(tmp_path, make_video):
+    wav = write_wav(tmp_path / "a.wav", 1.0)
+    kaldi = tmp_path / "kaldi"
+    kaldi.mkdir()
+    (kaldi / "wav.scp").write_text("".join(f"k{i} {wav}\n" for i in range(4)), encoding="utf-8")
+    (kaldi / "text").write_text("".join(f"k{i} 好咯好咯\n" for i in range(4)), encoding="utf-8")
+    result = prepare_kaldi(kaldi, tmp_path / "k", protocol="random", ratios=(2, 1, 1))
+    assert result.layout == "kaldi" and result.counts == {"train": 2, "validation": 1, "test": 1, "all": 4}
+    assert result.report["split_provenance"]["ratios"] == [2.0, 1.0, 1.0]
+
+    funasr = tmp_path / "funasr.jsonl"
+    rows = [{"key": f"f{i}", "source": str(wav), "target": "好咯好咯", "source_len": 9} for i in range(3)]
+    funasr.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = prepare_funasr_jsonl(funasr, tmp_path / "f")
+    assert result.layout == "funasr" and result.report["split_provenance"]["source"] == "recomputed"
+    assert read_manifest(result.manifests["all"])[0].extra["source_len"] == 9
+
+    result = prepare_manifests(tmp_path / "k", tmp_path / "m")  # an earlier output folder; splits kept
+    assert result.layout == "manifest" and result.report["protocol"] == "manifest"
+    assert {k: [u.id for u in v] for k, v in result.splits.items()} == {
+        k: [u.id for u in read_manifest(tmp_path / "k" / "manifests" / f"{k}.jsonl")] for k in result.splits
+    }
+
+    videos = tmp_path / "videos"
+    make_video(videos / "01_0001.mp4", seconds=0.6)
+    (videos / "transcripts.txt").write_text("01_0001 好咯\n", encoding="utf-8")
+    result = prepare_videos(videos, tmp_path / "v", protocol="random")
+    assert result.layout == "video" and [u.id for u in result.splits["train"]] == ["video_1_1"]
+
+
+def test_layout_function_on_the_wrong_layout_and_bad_keywords(csmage_corpus, tmp_path):
+    with pytest.raises(DataError, match=r"Kaldi layout needs both wav\.scp and text"):
+        prepare_kaldi(csmage_corpus.root, tmp_path / "out_kaldi")
+    assert not any((tmp_path / "out_kaldi").iterdir())  # --out is checked first, then nothing written
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) protcol"):
+        prepare_csmage(csmage_corpus.root, tmp_path / "out", protcol="v1")
+    with pytest.raises(ConfigError, match="--ratios"):
+        prepare_csmage(csmage_corpus.root, tmp_path / "out", protocol="random", ratios=(0, 1, 1))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(not SHARED_CS_MAGE.is_dir(), reason="CS-Mage reference metadata not available")
@@ -195,7 +284,7 @@ def test_full_size_corpus_with_official_v2_csvs(tmp_path):
     """1,085 tiny WAVs named like the distribution + the published transcripts and CSVs."""
     rows = read_id_text_file(SHARED_CS_MAGE / "transcripts_1085_plain.txt")
     root = tmp_path / "CS-Mage"
-    clip = write_wav(tmp_path / "clip.wav", seconds=0.05).read_bytes()
+    clip = write_wav(tmp_path / "clip.wav", seconds=0.1).read_bytes()  # the shortest clip kept
     (root / "audio_wav").mkdir(parents=True)
     for row in rows:
         (root / "audio_wav" / f"{row.id}.wav").write_bytes(clip)

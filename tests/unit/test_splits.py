@@ -76,7 +76,8 @@ def test_random_split_counts_and_seed():
 def test_parse_ratios():
     assert parse_ratios("8:1:1") == (8.0, 1.0, 1.0)
     assert parse_ratios("0.7:0.15:0.15") == (0.7, 0.15, 0.15)
-    for bad in ("8:1", "a:b:c", "0:1:1", "8:-1:1"):
+    assert parse_ratios((8, 1, 1)) == parse_ratios([8.0, 1.0, 1.0]) == (8.0, 1.0, 1.0)
+    for bad in ("8:1", "a:b:c", "0:1:1", "8:-1:1", (8, 1), (8, None, 1), ("a", 1, 1)):
         with pytest.raises(ConfigError, match="--ratios"):
             parse_ratios(bad)
 

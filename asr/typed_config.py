@@ -1,29 +1,39 @@
 """Typed configs: a dataclass, a YAML file and ``key=value`` overrides (torchtune style).
 
 Values are coerced to the field annotations (``int``, ``float``, ``bool``, ``str``,
-``Literal``, ``X | None``, ``list[X]``, ``dict``, nested dataclasses). An unknown key is a
-:class:`~asr.errors.ConfigError` that lists the valid keys and suggests the closest one.
+``Literal``, ``X | None``, ``list[X]``, ``dict``, nested dataclasses); a ``float`` must be
+finite (``nan`` and ``inf`` are errors). An unknown key is a
+:class:`~asr.errors.ConfigError` that lists the valid keys and suggests the closest one; a
+file that is not UTF-8 is one that names the file and the byte.
+A nested dataclass field is a section, overridden as ``section.key=value`` (``lora.r=16``).
 
-Example::
-
-    @dataclass
-    class Opt:
-        r: int = 8
-
-    @dataclass
-    class Cfg:
-        lr: float = 1e-3
-        steps: list[int] = field(default_factory=list)
-        opt: Opt = field(default_factory=Opt)
-
-    cfg = load_config(Cfg, "cfg.yaml", ["lr=2e-4", "steps=[1, 2]", "opt.r=16"])
-    cfg.lr, cfg.steps, cfg.opt.r  # (0.0002, [1, 2], 16)
+>>> from dataclasses import dataclass, field
+>>> @dataclass
+... class Cfg:
+...     lr: float = 1e-3
+...     steps: list[int] = field(default_factory=list)
+>>> cfg = load_config(Cfg, None, ["lr=2e-4", "steps=[1, 2]"])
+>>> cfg.lr, cfg.steps
+(0.0002, [1, 2])
+>>> load_config(Cfg, None, ["lr=fast"])
+Traceback (most recent call last):
+...
+asr.errors.ConfigError: lr: expected a number, got 'fast'
+>>> load_config(Cfg, None, ["lr=nan"])
+Traceback (most recent call last):
+...
+asr.errors.ConfigError: lr: expected a finite number, got 'nan'
+>>> load_config(Cfg, None, ["lrate=1"])
+Traceback (most recent call last):
+...
+asr.errors.ConfigError: override 'lrate=1': unknown key 'lrate'; did you mean 'lr'? valid keys: lr, steps
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -33,6 +43,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from asr.errors import ConfigError
+from asr.io import write_text
 
 T = TypeVar("T")
 
@@ -162,9 +173,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):  # nan or inf: would pass every range check and train a NaN model
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if tp in (str, Path):
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return tp(value) if tp is Path else str(value)
@@ -246,7 +260,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from err
     if data is None:
@@ -295,16 +315,11 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 
 def dump_yaml(obj: Any, path: str | Path, header: str | None = None) -> Path:
-    """Write a config as YAML (keys in field order), with optional ``# header`` lines."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a config as YAML atomically (keys in field order), with optional ``# header`` lines."""
     text = yaml.safe_dump(to_dict(obj), sort_keys=False, allow_unicode=True, default_flow_style=None)
     if header:
         text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 __all__ = [

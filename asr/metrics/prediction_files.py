@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 from asr.errors import DataError
+from asr.io import iter_jsonl, write_text
 from asr.metrics.corpus import UTTERANCE_FIELDS, ScoreResult
+from asr.run_records import EvalRecord
+
+log = logging.getLogger(__name__)
 
 _REQUIRED = {
     "id": ("id", "sample_id"),
@@ -91,37 +95,51 @@ def _canonical(path: Path, line: int, record: dict[str, Any], mapping: dict[str,
     }
 
 
+# A cell of pandas' missing value: scoring it as the text "nan" would be silently wrong.
+MISSING_CELLS = frozenset({"NaN", "nan"})
+MAX_FIELD_CHARS = 1 << 26  # the csv module's default (128 KiB) refuses long but valid transcripts
+
+
 def _read_csv(path: Path, text: str, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
     try:
         columns = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = columns
         mapping = _resolve_columns(path, columns, " (header)")
-        records = []
+        records, missing = [], []
+        start = reader.line_num + 1
         for row in reader:
             extra = row.pop(None, None)
             if extra is not None or any(v is None for v in row.values()):
                 found = len(columns) + len(extra) if extra else sum(v is not None for v in row.values())
+                raise DataError(f"{path}, line {start}: {found} fields, but the header has {len(columns)}")
+            record = _canonical(path, start, row, mapping)
+            if record["reference"] in MISSING_CELLS:
                 raise DataError(
-                    f"{path}, line {reader.line_num}: {found} fields, but the header has {len(columns)}"
+                    f"{path}, line {start}: the reference is a missing value ({record['reference']!r})"
                 )
-            records.append((reader.line_num, _canonical(path, reader.line_num, row, mapping)))
+            if record["prediction"] in MISSING_CELLS:
+                missing.append(start)
+                record["prediction"] = ""
+            records.append((start, record))
+            start = reader.line_num + 1
     except csv.Error as err:
-        raise DataError(f"{path}, line {reader.line_num}: malformed CSV: {err}") from None
+        raise DataError(f"{path}, line {start}: malformed CSV: {err}") from None
+    if missing:
+        log.warning(
+            "%s: %d predictions are a missing value (NaN), scored as empty (lines %s)",
+            path,
+            len(missing),
+            ", ".join(map(str, missing[:10])),
+        )
     return records
 
 
-def _read_jsonl(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     records = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}, line {line_no}: bad JSON: {err.msg} (column {err.colno})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}, line {line_no}: expected a JSON object, got {type(record).__name__}")
+    for line_no, record in iter_jsonl(path):
         mapping = _resolve_columns(path, list(record), f", line {line_no}")
         records.append((line_no, _canonical(path, line_no, record, mapping)))
     return records
@@ -138,7 +156,7 @@ def read_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     suffix = path.suffix.lower()
     if suffix in _JSONL_SUFFIXES or (suffix not in {".csv", ".tsv"} and text.lstrip().startswith("{")):
-        records = _read_jsonl(path, text)
+        records = _read_jsonl(path)
     else:
         records = _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
     if not records:
@@ -155,25 +173,21 @@ def read_predictions(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [rec for _, rec in records]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-
-
 def write_score(
-    result: ScoreResult, metrics_path: str | os.PathLike, per_utterance_path: str | os.PathLike | None
+    result: ScoreResult,
+    metrics_path: str | os.PathLike,
+    per_utterance_path: str | os.PathLike | None,
+    record: EvalRecord | None = None,
 ) -> None:
-    """Write ``metrics.json`` (indent 2, UTF-8 text) and the per-utterance CSV (skipped if ``None``).
+    """Write ``metrics.json`` (``record``, else the numbers alone) and the per-utterance CSV.
 
-    The CSV has the columns ``UTTERANCE_FIELDS``; an undefined per-utterance ``cer``
-    (empty reference, non-empty prediction) is an empty cell.
+    The CSV (skipped if ``per_utterance_path`` is ``None``) has the columns ``UTTERANCE_FIELDS``;
+    an undefined per-utterance ``cer`` (empty reference, non-empty prediction) is an empty cell.
     """
-    _write_atomic(Path(metrics_path), json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n")
+    (record or EvalRecord(metrics=result.metrics)).save(Path(metrics_path))
     if per_utterance_path is not None:
         buf = io.StringIO(newline="")
         writer = csv.DictWriter(buf, fieldnames=UTTERANCE_FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(result.utterances)
-        _write_atomic(Path(per_utterance_path), buf.getvalue())
+        write_text(Path(per_utterance_path), buf.getvalue())

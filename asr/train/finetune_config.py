@@ -1,8 +1,8 @@
 """What ``asr finetune`` reads: :class:`FinetuneConfig` (YAML file + ``key=value`` overrides).
 
-Example::
-
-    cfg = load_finetune_config("configs/whisper-base-lora.yaml", ["max_steps=200", "lora.r=16"])
+>>> cfg = load_finetune_config(None, ["max_steps=200", "lora.r=16"])
+>>> cfg.max_steps, cfg.lora.r, cfg.resolved_output_dir().as_posix()
+(200, 16, 'runs/whisper-base-lora')
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from asr.config import load_config
 from asr.errors import ConfigError
+from asr.typed_config import load_config
 
 Method = Literal["lora", "full", "decoder"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -35,7 +35,15 @@ class LoraSettings:
 
 @dataclass
 class FinetuneConfig:
-    """One fine-tuning run. ``None`` means "the model's registry default" where noted."""
+    """One fine-tuning run. ``None`` means "the model's registry default" where noted.
+
+    ``max_nonfinite_steps``: a step whose loss or gradient norm is NaN or infinite (a broken
+    clip, a learning rate too high for the precision) is skipped (no weight update, its
+    gradients dropped) with a warning naming the step and its utterances; after more than
+    ``max_nonfinite_steps`` such steps the run stops with an error (0: stop at the first).
+    Under fp16 an overflowing gradient with a finite loss is the loss scaler's to skip and
+    is not counted. Every float in a config must be finite (no ``nan``/``inf``).
+    """
 
     model: str = "whisper-base"  # registry name, local checkpoint dir or Hub id
     method: Method = "lora"
@@ -55,6 +63,7 @@ class FinetuneConfig:
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    max_nonfinite_steps: int = 10  # skipped NaN/inf steps tolerated before the run stops (0: none)
     eval_steps: int = 100
     eval_on_start: bool = False  # also validate the starting model (step 0)
     save_steps: int | None = None  # None: eval_steps (must be a multiple of eval_steps)
@@ -64,7 +73,7 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False
     precision: Precision = "auto"  # auto: bf16 (or fp16) on GPU, fp32 on CPU
     lora: LoraSettings = field(default_factory=LoraSettings)
-    spec_augment: bool = False
+    spec_augment: bool | None = False  # None: keep the checkpoint's own (e.g. funasr's config.yaml)
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
     max_duration: float | None = 30.0  # drop longer training clips (seconds)
     text_field: Literal["text_norm", "text"] = "text_norm"  # transcript the model learns
@@ -117,6 +126,12 @@ class FinetuneConfig:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
         if self.bootstrap < 0:
             raise ConfigError(f"bootstrap must be >= 0, got {self.bootstrap}")
+        if self.max_nonfinite_steps < 0:
+            raise ConfigError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm < 0:
+            raise ConfigError(f"max_grad_norm must be >= 0 (0: no clipping), got {self.max_grad_norm}")
 
     # --- resolved paths -------------------------------------------------
     def manifest(self, split: str) -> Path:
@@ -125,12 +140,14 @@ class FinetuneConfig:
         return Path(explicit) if explicit else Path(self.data) / "manifests" / f"{split}.jsonl"
 
     def resolved_output_dir(self) -> Path:
+        """``output_dir``, or ``runs/<model>-<method>``."""
         if self.output_dir:
             return Path(self.output_dir)
         return Path("runs") / f"{Path(self.model).name}-{self.method}"
 
     @property
     def save_every(self) -> int:
+        """Checkpoint interval in steps (``save_steps``, else ``eval_steps``)."""
         return self.save_steps or self.eval_steps
 
 

@@ -1,4 +1,7 @@
-"""``predictions.csv``: written row by row as decoding goes, resumable after a kill."""
+"""``predictions.csv`` as decoding writes it: row by row, durable, resumable after a kill.
+
+Reading arbitrary prediction files for scoring is :mod:`asr.metrics.prediction_files`.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,39 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import DataError
+from asr.io import atomic_write
 
 COLUMNS = ["id", "reference", "prediction", "prediction_raw", "duration", "decode_seconds"]
 
 
 def read_done(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows already written, by id. A torn last line (killed mid-write) is dropped from the file."""
+    """Rows already written, by id. A row torn by a kill is cut from the file.
+
+    A kill can cut the last row anywhere, also just after a newline inside a quoted prediction,
+    which leaves a row with missing fields: such a last row is dropped (the file is rewritten
+    without it). An incomplete row anywhere else is damage this writer cannot cause: an error.
+    """
     if not path.is_file():
         return {}
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
         with path.open("r+b") as f:
-            f.truncate(cut)
+            f.truncate(data.rfind(b"\n") + 1)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames and reader.fieldnames != COLUMNS:
             raise DataError(f"{path}: unexpected columns {reader.fieldnames}; expected {COLUMNS}")
-        return {row["id"]: row for row in reader}
+        rows = list(reader)
+    torn = [i for i, row in enumerate(rows) if None in row or None in row.values()]
+    if torn and torn != [len(rows) - 1]:
+        raise DataError(
+            f"{path}: row {torn[0] + 1} is incomplete but not the last one; the file was not written "
+            "by asr evaluate, or was damaged: choose another --out"
+        )
+    if torn:
+        rows.pop()
+        rewrite_in_order(path, rows)
+    return {row["id"]: row for row in rows}
 
 
 class PredictionWriter:
@@ -56,9 +74,7 @@ class PredictionWriter:
 
 def rewrite_in_order(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite a finished file in manifest order (atomic)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)

@@ -1,0 +1,94 @@
+"""Checks a fine-tuning run makes before any compute: model reference, device, DeepSpeed, vocabulary."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import torch
+
+from asr.errors import ConfigError, DataError
+from asr.io import write_json
+from asr.models.base import ASRModel
+from asr.text.normalize import normalize
+from asr.train.finetune_config import FinetuneConfig
+
+log = logging.getLogger(__name__)
+
+
+def check_model_reference(model: str) -> None:
+    """A registered name, an existing directory or an ``org/name`` Hub id; else the known names."""
+    from asr.models.registry import MODELS, unknown_model
+
+    path = Path(model).expanduser()
+    if path.is_dir() or model in MODELS:
+        return
+    if model.startswith((".", "/", "~")) or path.exists() or model.count("/") > 1:
+        raise ConfigError(f"model: {model}: no such model directory")
+    if "/" not in model:
+        raise unknown_model(model)
+    # org/name: a Hub id, fetched when the model is loaded
+
+
+def device_and_precision(cfg: FinetuneConfig) -> tuple[str, str]:
+    """``(device, precision)`` with ``auto`` resolved: bf16 (or fp16) on a GPU, fp32 on CPU."""
+    cuda = torch.cuda.is_available()
+    if cfg.device == "cuda" and not cuda:
+        raise ConfigError("device=cuda but no CUDA GPU is visible")
+    device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
+    precision = cfg.precision
+    if precision == "auto" and device == "cuda":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    elif precision == "auto":
+        precision = "fp32"
+    if precision in ("bf16", "fp16") and device != "cuda":
+        raise ConfigError(f"precision={precision} needs a GPU; use precision=fp32 (or auto) on CPU")
+    return device, precision
+
+
+def check_deepspeed(cfg: FinetuneConfig) -> None:
+    """The DeepSpeed config file exists and the package is installed (when ``deepspeed`` is set)."""
+    if cfg.deepspeed is None:
+        return
+    if not Path(cfg.deepspeed).is_file():
+        raise ConfigError(f"deepspeed: {cfg.deepspeed}: file not found (e.g. configs/deepspeed/zero2.json)")
+    if importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("deepspeed is not installed: pip install 'cs-mage-asr[deepspeed]'")
+
+
+def check_vocabulary(asr_model: ASRModel, texts: list[str], out: Path | None) -> dict[str, int]:
+    """Log (and write) characters the model cannot emit; error when no transcript has a known character."""
+    unknown = asr_model.unknown_characters(texts)
+    if not unknown:
+        return {}
+    normalized = [normalize(t) for t in texts]  # what the families check (punctuation is not scored)
+    without_known = [t for t in normalized if not any(c not in unknown for c in t if not c.isspace())]
+    with_unknown = sum(any(c in unknown for c in t) for t in normalized)
+    ranked = dict(sorted(unknown.items(), key=lambda kv: (-kv[1], kv[0])))
+    report = {
+        "model": asr_model.spec.name,
+        "n_transcripts": len(texts),
+        "transcripts_with_unknown": with_unknown,
+        "transcripts_without_known_characters": len(without_known),
+        "unknown_occurrences": sum(unknown.values()),
+        "characters": ranked,
+    }
+    if out is not None:
+        write_json(out / "unknown_characters.json", report)
+    top = ", ".join(f"{c!r}x{n}" for c, n in list(ranked.items())[:10])
+    log.warning(
+        "%d distinct characters (%d occurrences, in %d of %d transcripts) are not in the %s vocabulary: %s",
+        len(unknown),
+        report["unknown_occurrences"],
+        with_unknown,
+        len(texts),
+        asr_model.spec.name,
+        top,
+    )
+    if len(without_known) == len(texts):
+        raise DataError(
+            f"none of the {len(texts)} training transcripts contains a character the {asr_model.spec.name} "
+            f"vocabulary knows (most frequent unknown: {top}); this model cannot learn these transcripts"
+        )
+    return unknown
