@@ -540,10 +540,3 @@ def _sentencepiece_space(tokenizer: Any) -> int | None:
         return None
     sid = sp.piece_to_id("▁")
     return None if sid == sp.unk_id() else sid
-
-
-def build_tiny(out_dir: Path, texts: list[str], seed: int = 0, kind: str = "paraformer") -> Path:
-    """A randomly initialised tiny Paraformer or SenseVoice (see :mod:`asr.models.funasr_tiny`)."""
-    from asr.models.funasr_tiny import build_tiny as _build_tiny
-
-    return _build_tiny(out_dir, texts, seed=seed, kind=kind)

@@ -22,6 +22,6 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from asr.models.whisper import build_tiny
+    from tests.tiny_models.whisper import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("tiny-whisper") / "model")

@@ -18,7 +18,8 @@ from asr.data.safe_pickle import safe_load
 from asr.errors import ConfigError
 from asr.metrics import cer
 from asr.models import DecodeOptions, load_model
-from asr.models.ctc import CTCASR, build_tiny
+from asr.models.ctc import CTCASR
+from tests.tiny_models.ctc import build_tiny
 
 pytestmark = pytest.mark.e2e
 

@@ -218,7 +218,7 @@ def test_ctc_export_loads_with_transformers(tmp_path):
     from transformers import AutoModelForCTC, pipeline
 
     from asr.models import load_model
-    from asr.models.ctc import build_tiny
+    from tests.tiny_models.ctc import build_tiny
 
     texts = ["长沙的米粉", "岳麓山好高", "湘江边上散步"]
     build_tiny(tmp_path / "base", texts)
@@ -255,8 +255,8 @@ def test_funasr_export_loads_with_funasr_automodel(tmp_path, waves):
 
     from asr.export.merge import check_native_weights
     from asr.models import load_model
-    from asr.models.funasr_models import build_tiny
     from asr.models.spec import DecodeOptions
+    from tests.tiny_models.funasr import build_tiny
 
     best = build_tiny(
         tmp_path / "run" / "best", ["长沙的米粉", "岳麓山好高", "湘江边上散步"], kind="paraformer"

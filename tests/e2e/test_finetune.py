@@ -287,10 +287,10 @@ def test_unknown_config_key_through_the_cli(tmp_path: Path, capsys: pytest.Captu
 
 def _build(kind: str, out: Path, texts: list[str]) -> Path:
     if kind == "ctc":
-        from asr.models.ctc import build_tiny
+        from tests.tiny_models.ctc import build_tiny
 
         return build_tiny(out, texts)
-    from asr.models.funasr_models import build_tiny
+    from tests.tiny_models.funasr import build_tiny
 
     return build_tiny(out, texts, kind=kind)
 
@@ -319,7 +319,7 @@ def test_other_families_train_and_save_best(kind: str, method: str, few_clips: P
 
 
 def test_all_oov_transcripts_fail_before_training(few_clips: Path, tmp_path: Path) -> None:
-    from asr.models.ctc import build_tiny
+    from tests.tiny_models.ctc import build_tiny
 
     model_dir = build_tiny(tmp_path / "latin", ["abc def"])  # a vocabulary without any Chinese character
     out = tmp_path / "run"

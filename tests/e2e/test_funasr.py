@@ -89,7 +89,7 @@ def clips() -> tuple[list[np.ndarray], list[str]]:
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory, clips) -> dict[str, Path]:
-    from asr.models.funasr_models import build_tiny
+    from tests.tiny_models.funasr import build_tiny
 
     root = tmp_path_factory.mktemp("funasr")
     return {kind: build_tiny(root / kind, clips[1], seed=0, kind=kind) for kind in KINDS}

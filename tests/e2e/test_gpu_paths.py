@@ -62,7 +62,7 @@ def _waves(seconds=(0.8, 1.3, 1.0), seed: int = 0) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def ctc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from asr.models.ctc import build_tiny
+    from tests.tiny_models.ctc import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("gpu-ctc") / "model", TEXTS)
 
@@ -71,7 +71,7 @@ def ctc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def funasr_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not HAS_FUNASR:
         pytest.skip("funasr extra not installed")
-    from asr.models.funasr_models import build_tiny
+    from tests.tiny_models.funasr import build_tiny
 
     root = tmp_path_factory.mktemp("gpu-funasr")
     return {kind: build_tiny(root / kind, TEXTS, kind=kind) for kind in ("paraformer", "sensevoice")}

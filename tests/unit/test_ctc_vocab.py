@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asr.errors import ConfigError, ModelSourceError
-from asr.models.ctc import build_tiny, resize_vocab
+from asr.models.ctc import resize_vocab
 from asr.models.ctc_vocab import (
     build_vocab,
     extended_vocab,
@@ -14,6 +14,7 @@ from asr.models.ctc_vocab import (
     unknown_characters,
 )
 from asr.models.sources import detect_family
+from tests.tiny_models.ctc import build_tiny
 
 
 def test_build_vocab_uses_normalized_characters() -> None:

@@ -1,4 +1,4 @@
-"""Tiny randomly initialised funasr models (tests, offline demos) in the real directory layout.
+"""Tiny randomly initialised funasr models (Paraformer, SenseVoice) in the real directory layout.
 
 Both kinds use the real feature pipeline (80 mel bins, LFR 7/6, a global ``am.mvn``) and the
 real architectures (SANM encoder; CIF predictor and SANM decoder for Paraformer), only with
@@ -14,6 +14,7 @@ the characters of ``texts`` after id 25054.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ import yaml
 from asr.errors import ConfigError
 from asr.models.base import SAMPLE_RATE
 from asr.models.funasr_checkpoint import BPE_FILE, CMVN_FILE, CONFIG_FILE, TOKENS_FILE, read_model_dir
+from asr.models.funasr_models import FunASRModel, build_components
+from asr.models.registry import get_spec
 from asr.text.normalize import normalize
 
 KINDS = {"paraformer": "paraformer-large", "sensevoice": "sensevoice-small"}
@@ -210,11 +213,6 @@ def write_cmvn(path: Path, seed: int) -> None:
 
 def build_tiny(out_dir: Path, texts: list[str], seed: int = 0, kind: str = "paraformer") -> Path:
     """Randomly initialised tiny ``kind`` model saved to ``out_dir``; loadable with ``load_model``."""
-    import json
-
-    from asr.models.funasr_models import FunASRModel, build_components
-    from asr.models.registry import get_spec
-
     if kind not in KINDS:
         raise ConfigError(f"unknown tiny funasr kind {kind!r} (choose {', '.join(KINDS)})")
     out_dir = Path(out_dir)
