@@ -128,11 +128,18 @@ def evaluate(
     ``context`` fills the record's run fields (``split``, ``step``, ``checkpoint``,
     ``best_step``, ``zero_shot``, ``model_source``, ``manifest``).
     """
-    from asr.metrics import score, write_score
-
     if not utts:
         raise ASRError("the manifest has no utterances to evaluate")
     rows = transcribe_manifest(model, utts, out_dir, settings, resume=resume)
+    return score_rows(model, rows, out_dir, settings, **context)
+
+
+def score_rows(
+    model: ASRModel, rows: Sequence[dict[str, Any]], out_dir: Path, settings: EvalSettings, **context: Any
+) -> EvalResult:
+    """Score decoded rows (predictions.csv's) once; write metrics.json and per_utterance.csv."""
+    from asr.metrics import score, write_score
+
     result = score(
         [r["id"] for r in rows],
         [r["reference"] for r in rows],

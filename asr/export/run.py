@@ -91,7 +91,10 @@ def _check_paths(ckpt: Checkpoint, out: Path) -> None:
 
 
 def _copy_run_records(records: RunRecords, staging: Path) -> bool:
-    """training_curve.png at the top (the card embeds it); config/metrics/summary under run/."""
+    """training_curve.png at the top (the card embeds it); config/metrics/summary under run/.
+
+    The copies carry no local paths: see :func:`_portable_record`. The run's own files are left alone.
+    """
     if records.run_dir is None:
         return False
     if records.curve is not None:
@@ -99,9 +102,103 @@ def _copy_run_records(records: RunRecords, staging: Path) -> bool:
     for name in RUN_FILES:
         src = records.run_dir / name
         if src.is_file():
+            text = _portable_record(src, records.run_dir)
+            if text is None:
+                log.warning("%s is not valid %s: left out of the export's run/ folder", src, src.suffix[1:])
+                continue
             (staging / "run").mkdir(exist_ok=True)
-            shutil.copyfile(src, staging / "run" / name)
+            (staging / "run" / name).write_text(text, encoding="utf-8")
     return records.curve is not None
+
+
+# Keys of the run records that hold paths (config.yaml, summary.json and its "config", metrics_test.json).
+_PATH_KEYS = frozenset(
+    {
+        "data",
+        "output_dir",
+        "train_manifest",
+        "validation_manifest",
+        "test_manifest",
+        "deepspeed",
+        "model",
+        "best_dir",
+        "best_checkpoint",
+        "checkpoint",
+        "manifest",
+        "model_source",
+    }
+)
+
+
+def _portable_path(value: str, run_dir: Path, *, only_absolute: bool = False) -> str:
+    """A path inside the run folder relative to it (``.`` for the folder); an absolute one elsewhere as
+    its basename; any other (a registry name, a path relative to the working folder) unchanged.
+
+    ``only_absolute``: leave relative paths alone, also those inside the run folder.
+    """
+    path = Path(value).expanduser()
+    if not value or (only_absolute and not path.is_absolute()):
+        return value
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    for base, candidate in ((run_dir.resolve(), absolute.resolve()), (run_dir.absolute(), absolute)):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.name if path.is_absolute() and path.name else value
+
+
+def _portable_command(command: str, run_dir: Path) -> str:
+    """A recorded command line with its absolute paths (bare, or as ``key=PATH``) made portable."""
+    words = []
+    for word in command.split(" "):
+        key, sep, value = word.rpartition("=")
+        if sep and (value.startswith(("/", "~")) or os.path.isabs(value)):
+            word = f"{key}={_portable_path(value, run_dir)}"
+        elif word.startswith(("/", "~")) or os.path.isabs(word):
+            word = _portable_path(word, run_dir)
+        words.append(word)
+    return " ".join(words)
+
+
+def _portable_values(obj: object, run_dir: Path) -> object:
+    """``obj`` (a parsed record) with the paths under :data:`_PATH_KEYS` and in commands made portable."""
+    if isinstance(obj, list):
+        return [_portable_values(v, run_dir) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out: dict = {}
+    for key, value in obj.items():
+        if key in _PATH_KEYS and isinstance(value, str):
+            # model: a registry name or Hub id stays; only a path on this machine is shortened
+            out[key] = _portable_path(value, run_dir, only_absolute=key == "model")
+        elif key == "command" and isinstance(value, str):
+            out[key] = _portable_command(value, run_dir)
+        else:
+            out[key] = _portable_values(value, run_dir)
+    return out
+
+
+def _portable_record(src: Path, run_dir: Path) -> str | None:
+    """The text of a run record (JSON or YAML) with local paths replaced; None when it does not parse."""
+    import json
+
+    import yaml
+
+    text = src.read_text(encoding="utf-8", errors="replace")
+    try:
+        if src.suffix == ".json":
+            data = _portable_values(json.loads(text), run_dir)
+            return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        data = _portable_values(yaml.safe_load(text), run_dir)
+    except (ValueError, yaml.YAMLError):
+        return None
+    header = ""
+    for line in text.splitlines():  # the "# rerun with: asr finetune --config PATH" header
+        if not line.startswith("#"):
+            break
+        header += _portable_command(line, run_dir) + "\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None)
 
 
 def _merged_copy_for_ct2(ckpt: Checkpoint, staging: Path, quantization: str) -> None:

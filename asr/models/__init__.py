@@ -20,12 +20,25 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def bf16_supported() -> bool:
+    """Native bf16 on the current GPU (compute capability 8.0+: A100, H100, RTX 30xx/40xx ...).
+
+    ``torch.cuda.is_bf16_supported()`` also counts emulation, so on a T4 or V100 it says True
+    and bf16 would run slowly, emulated; fp16 is the right choice there.
+    """
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch without the including_emulation switch
+        major, _minor = torch.cuda.get_device_capability()
+        return major >= 8
+
+
 def pick_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
     """``auto`` -> bf16 on GPUs that support it, fp16 on other GPUs, fp32 on CPU."""
     if dtype != "auto":
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if bf16_supported() else torch.float16
     return torch.float32
 
 

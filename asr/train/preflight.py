@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import torch
 
 from asr.errors import ConfigError, DataError
 from asr.io import write_json
+from asr.models import bf16_supported
 from asr.models.base import ASRModel
 from asr.text.normalize import normalize
 from asr.train.finetune_config import FinetuneConfig
@@ -31,19 +33,45 @@ def check_model_reference(model: str) -> None:
     # org/name: a Hub id, fetched when the model is loaded
 
 
+def check_single_process_multi_gpu(cfg: FinetuneConfig, device: str) -> None:
+    """Several visible GPUs in one process (no torchrun) would make the Trainer use ``nn.DataParallel``.
+
+    DataParallel replicates the Trainer's :class:`~asr.train.trainer.LossModule`, whose forward
+    runs the family's own module on ``cuda:0``: Whisper fails on a device mismatch, other
+    families silently train on one GPU with the batch multiplied. DeepSpeed sets up its own
+    process group and uses one GPU per process, so it is not affected.
+    """
+    if device != "cuda" or cfg.deepspeed is not None:
+        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one GPU per process (DDP)
+        return
+    n = torch.cuda.device_count()
+    if n > 1:
+        raise ConfigError(
+            f"{n} GPUs are visible to a single process: launch one process per GPU with "
+            f"`torchrun --nproc_per_node {n} -m asr.cli finetune ...`, or train on one GPU with "
+            "`CUDA_VISIBLE_DEVICES=0 asr finetune ...` (a single process would fall back to "
+            "nn.DataParallel, which this trainer does not support)"
+        )
+
+
 def device_and_precision(cfg: FinetuneConfig) -> tuple[str, str]:
-    """``(device, precision)`` with ``auto`` resolved: bf16 (or fp16) on a GPU, fp32 on CPU."""
+    """``(device, precision)`` with ``auto`` resolved: bf16 (or fp16) on a GPU, fp32 on CPU.
+
+    Also refuses several GPUs in one process (see :func:`check_single_process_multi_gpu`).
+    """
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
         raise ConfigError("device=cuda but no CUDA GPU is visible")
     device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
     precision = cfg.precision
     if precision == "auto" and device == "cuda":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        precision = "bf16" if bf16_supported() else "fp16"
     elif precision == "auto":
         precision = "fp32"
     if precision in ("bf16", "fp16") and device != "cuda":
         raise ConfigError(f"precision={precision} needs a GPU; use precision=fp32 (or auto) on CPU")
+    check_single_process_multi_gpu(cfg, device)
     return device, precision
 
 

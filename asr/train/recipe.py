@@ -55,6 +55,7 @@ from asr.train.reporting import TrainLog, TrainLogCallback, plot_training_curve,
 from asr.train.run_dir import checkpoint_step, prepare_run_dir, resume_point
 from asr.train.splits import Splits, load_splits
 from asr.train.training_args import training_arguments
+from asr.train.validation import decode_autocast
 from asr.typed_config import to_dict
 
 if TYPE_CHECKING:
@@ -263,13 +264,14 @@ class FinetuneRecipe:
         """Test split (fine-tuned, zero-shot, paired bootstrap), curve and ``summary.json``; None off rank 0."""
         assert self.trainer is not None, "call setup() and train() first"
         if not self.trainer.is_world_process_zero():
+            self._release_trainer()
             return None
         state = self.trainer.state
+        self._release_trainer()  # optimizer state and gradients go before the test decodes
         with _disk_errors(self.out):
             tuned = self._test_fine_tuned()
         test = TestComparison(fine_tuned=tuned.record.metrics.headline())
         if self.cfg.zero_shot:
-            self.trainer = None  # optimizer state and gradients go before a second model is loaded
             with _disk_errors(self.out):
                 base = self._test_zero_shot()
             test.zero_shot = base.record.metrics.headline()
@@ -287,30 +289,64 @@ class FinetuneRecipe:
         log.info("summary: %s", json.dumps(test.to_json(), ensure_ascii=False, default=str))
         return summary
 
+    def _release_trainer(self) -> None:
+        """Drop the Trainer with its optimizer state, scheduler and wrappers, and free the GPU memory they held.
+
+        The fine-tuned weights stay (``self.asr_model``); nothing can train after this.
+        """
+        trainer, self.trainer = self.trainer, None
+        if trainer is not None:
+            trainer.optimizer = None
+            trainer.lr_scheduler = None
+            trainer.model_wrapped = trainer.model  # the DDP/DeepSpeed wrapper
+            trainer.deepspeed = None
+            handler = getattr(trainer, "callback_handler", None)
+            if handler is not None:
+                handler.optimizer = handler.lr_scheduler = None
+            accelerator = getattr(trainer, "accelerator", None)
+            if accelerator is not None and hasattr(accelerator, "free_memory"):
+                accelerator.free_memory()  # its references to the optimizer, scheduler and engine
+            del trainer
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _test_dtype(self) -> str:
+        """The dtype to load a model for the test decode in: the training half precision on CUDA, else fp32."""
+        on_cuda = torch.device(self.args.device).type == "cuda"
+        return self.precision if on_cuda and self.precision in ("bf16", "fp16") else "fp32"
+
     def _test_fine_tuned(self) -> EvalResult:
-        """The best weights on the test split; also ``metrics_test.json``."""
+        """The best weights on the test split; also ``metrics_test.json``.
+
+        On CUDA the decode runs under autocast in the training precision, as validation did.
+        """
         self.asr_model.module.eval()
-        result = evaluate_split(
-            self.asr_model,
-            self.splits.test,
-            self.out / "test",
-            self._eval_settings(self.cfg.bootstrap),
-            resume=False,
-            split="test",
-            checkpoint=str(self.best_dir),
-            best_step=self.best_step,
-        )
+        with torch.no_grad(), decode_autocast(self.args.device, self.precision):
+            result = evaluate_split(
+                self.asr_model,
+                self.splits.test,
+                self.out / "test",
+                self._eval_settings(self.cfg.bootstrap),
+                resume=False,
+                split="test",
+                checkpoint=str(self.best_dir),
+                best_step=self.best_step,
+            )
         result.record.save(self.out / "metrics_test.json")
         return result
 
     def _test_zero_shot(self) -> EvalResult:
-        """The base model, freshly loaded, on the test split (``zero_shot/``)."""
+        """The base model, freshly loaded, on the test split (``zero_shot/``).
+
+        On CUDA it is loaded in the training half precision (bf16/fp16), beside the fine-tuned model.
+        """
         from asr.models import load_model
 
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        base = load_model(self.cfg.model, device=str(self.args.device), dtype="fp32")
+        base = load_model(self.cfg.model, device=str(self.args.device), dtype=self._test_dtype())
         apply_language(base, self.cfg.language)
         return evaluate_split(
             base,

@@ -5,8 +5,9 @@
   forward to run);
 - the train sampler is transformers' length-grouped sampler over durations, reseeded per epoch;
 - ``evaluate()`` decodes the validation manifest with :func:`asr.inference.evaluate` (the one
-  inference path) and returns ``eval_cer``/``eval_ser``/``eval_wer``; in distributed runs the
-  main process decodes and broadcasts the metrics;
+  inference path), under autocast in the training precision on CUDA, and returns
+  ``eval_cer``/``eval_ser``/``eval_wer``; in distributed runs every rank decodes its slice and
+  rank 0 merges and scores once (:mod:`asr.train.validation`), an error on any rank raised on all;
 - checkpoints hold what the family's own module saves (a LoRA adapter, or full weights);
 - a step whose loss or gradient norm is NaN or infinite is skipped: its gradients are dropped
   before the optimizer step (so the optimizer leaves every weight alone), a warning names the
@@ -40,6 +41,15 @@ from asr.inference import EvalSettings, evaluate
 from asr.models.base import ASRModel
 from asr.train.dataset import EpochLengthGroupedSampler
 from asr.train.faults import free_space, write_failure
+from asr.train.validation import (
+    decode_autocast,
+    describe_error,
+    distributed,
+    merge_shards,
+    raise_if_any_failed,
+    shard,
+    shard_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,44 +192,83 @@ class ASRTrainer(Trainer):
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
-        metrics = self._validate(metric_key_prefix) if self.is_world_process_zero() else None
-        if (
-            self.args.world_size > 1
-            and torch.distributed.is_available()
-            and torch.distributed.is_initialized()
-        ):
-            box = [metrics]
-            torch.distributed.broadcast_object_list(box, src=0)
-            metrics = box[0]
-        assert metrics is not None
+        metrics = self._validate(metric_key_prefix)  # on every rank: each decodes its slice
         self.log(dict(metrics))
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
+    @property
+    def precision(self) -> str:
+        """The training precision: ``bf16``, ``fp16`` or ``fp32``."""
+        return "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+
     def _validate(self, prefix: str) -> dict[str, float]:
         step = self.state.global_step
         out = Path(self.args.output_dir) / "validation" / f"step-{step}"
-        if out.exists():  # left by a run killed after validating, before its checkpoint
-            shutil.rmtree(out)
         was_training = self.model.training
         self.model.eval()
         start = time.perf_counter()
         try:
-            with torch.no_grad():
-                metrics = evaluate(
-                    self.asr_model, self.validation, out, self.eval_settings, split="validation", step=step
-                ).record.metrics
+            if self.args.world_size > 1 and distributed():
+                result = self._validate_sharded(out, step, prefix, start)
+            else:
+                if out.exists():  # left by a run killed after validating, before its checkpoint
+                    shutil.rmtree(out)
+                with torch.no_grad(), decode_autocast(self.args.device, self.precision):
+                    record = evaluate(
+                        self.asr_model,
+                        self.validation,
+                        out,
+                        self.eval_settings,
+                        split="validation",
+                        step=step,
+                    ).record
+                result = _validation_metrics(record.metrics, prefix, start)
         finally:
             self.model.train(was_training)
-        result = {
-            f"{prefix}_cer": float(metrics.cer),
-            f"{prefix}_ser": float(metrics.ser),
-            f"{prefix}_runtime": round(time.perf_counter() - start, 3),
-        }
-        if metrics.wer is not None:
-            result[f"{prefix}_wer"] = float(metrics.wer)
-        log.info("step %d: validation CER %.4f (%s)", step, result[f"{prefix}_cer"], out)
+        if self.is_world_process_zero():
+            log.info("step %d: validation CER %.4f (%s)", step, result[f"{prefix}_cer"], out)
         return result
+
+    def _validate_sharded(self, out: Path, step: int, prefix: str, start: float) -> dict[str, float]:
+        """Each rank decodes its slice into ``out/rank-R/``; rank 0 merges and scores once.
+
+        An error on any rank is raised on every rank (none is left waiting in a collective).
+        """
+        rank, world = self.args.process_index, self.args.world_size
+        mine = shard_dir(out, rank)
+        error: str | None = None
+        cause: BaseException | None = None
+        try:
+            if mine.exists():  # left by a run killed after validating, before its checkpoint
+                shutil.rmtree(mine)
+            part = shard(self.validation, rank, world)
+            if part:  # fewer clips than ranks: some ranks have none
+                with torch.no_grad(), decode_autocast(self.args.device, self.precision):
+                    evaluate(self.asr_model, part, mine, self.eval_settings, split="validation", step=step)
+        except Exception as err:
+            error, cause = describe_error(err, rank), err
+        raise_if_any_failed(error, f"validation at step {step}", cause)
+        box: list[Any] = [None]
+        if rank == 0:
+            try:
+                merged = merge_shards(
+                    self.asr_model,
+                    self.validation,
+                    [shard_dir(out, r) for r in range(world)],
+                    out,
+                    self.eval_settings,
+                    split="validation",
+                    step=step,
+                )
+                box = [_validation_metrics(merged.record.metrics, prefix, start)]
+                for folder in out.glob("rank-*"):
+                    shutil.rmtree(folder, ignore_errors=True)
+            except Exception as err:
+                error, cause = describe_error(err, rank), err
+        raise_if_any_failed(error, f"validation at step {step} (merging the ranks' predictions)", cause)
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     # --- checkpoints: save and load the family's module, not the wrapper --
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
@@ -299,3 +348,15 @@ class ASRTrainer(Trainer):
             return
         with self._family_module_as_model():
             super()._load_best_model()
+
+
+def _validation_metrics(metrics: Any, prefix: str, start: float) -> dict[str, float]:
+    """``eval_cer``/``eval_ser``(/``eval_wer``) and the runtime, from a validation's corpus metrics."""
+    result = {
+        f"{prefix}_cer": float(metrics.cer),
+        f"{prefix}_ser": float(metrics.ser),
+        f"{prefix}_runtime": round(time.perf_counter() - start, 3),
+    }
+    if metrics.wer is not None:
+        result[f"{prefix}_wer"] = float(metrics.wer)
+    return result
