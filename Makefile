@@ -23,8 +23,8 @@ RUN ?= runs/$(MODEL)-$(METHOD)
 REPO ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-e2e test-real test-reliability lint demo prepare-demo whisper-base \
-        evaluate zero-shot finetune export benchmark-inference benchmark-training clean
+.PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint demo prepare-demo whisper-base \
+        evaluate zero-shot finetune export gpu-check benchmark-inference benchmark-training clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -44,6 +44,9 @@ test: install ## run every test tier (unit + doctests, e2e on tiny models, relia
 
 test-unit: install ## fast unit tests and the library's doctests
 	$(BIN)/python -m pytest tests/unit asr --doctest-modules $(PYTEST_ARGS)
+
+test-real-size: install ## real-size replicas of all eight models, including Whisper large-v3 and -turbo (CPU, long)
+	ASR_TEST_HUGE=1 $(BIN)/python -m pytest tests/slow $(PYTEST_ARGS)
 
 test-reliability: install ## the fault matrix: bad input, kills, full disk
 	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
@@ -88,6 +91,9 @@ finetune: $(RUN_DEPS) ## make finetune MODEL=whisper-small [METHOD=lora|full|dec
 export: install ## make export MODEL=... METHOD=... [REPO=user/name]
 	$(ASR) export --checkpoint $(RUN)/best --out $(RUN)/export --merge-lora \
 	  $(if $(REPO),--push-to-hub $(REPO),)
+
+gpu-check: install ## GPU paths on one GPU in under 8 minutes (replicas, synthetic clips, no downloads)
+	$(BIN)/python -m recipes.gpu_check --out runs/gpu-check
 
 benchmark-inference: install whisper-base
 	$(BIN)/python -m recipes.benchmark_inference

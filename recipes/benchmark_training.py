@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import torch
 from transformers import TrainerCallback
 
 from asr.io import write_json
-from recipes.benchmarks_md import publish
+from recipes.benchmarks_md import add_common_arguments, publish
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,9 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps of (a) and (b)")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps of each LoRA/full run")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
-    parser.add_argument("--phase", choices=PHASES, default=None, help=argparse.SUPPRESS)
+    add_common_arguments(parser, PHASES)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -24,3 +26,10 @@ def publish(text: str, write: bool = True) -> None:
     print(text)
     if write:
         append_section(text)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, phases: tuple[str, ...]) -> None:
+    """Flags every measuring benchmark shares, and the hidden ones of its child processes."""
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--phase", choices=phases, default=None, help=argparse.SUPPRESS)

@@ -1,0 +1,117 @@
+"""The XLS-R replica: ``jonatasgrosman/wav2vec2-large-xlsr-53-chinese-zh-cn``.
+
+Files as in that repository: ``config.json``, ``model.safetensors`` (fp32; the repository also
+has ``pytorch_model.bin`` and ``flax_model.msgpack``, not replicated), ``preprocessor_config.json``,
+``vocab.json``, ``special_tokens_map.json``.
+
+Architecture: facebook/wav2vec2-large-xlsr-53 (24 layers, 1024 wide, 16 heads, 4096 FFN, 7-layer
+512-channel conv stack with layer norm, stable layer norm) with a CTC head. The dropout,
+layerdrop and masking values follow the configs of jonatasgrosman's other XLSR-53 fine-tunes of
+the same week (e.g. ``wav2vec2-large-xlsr-53-dutch``), which share his training script; not
+confirmed for the zh-CN file offline. ``gradient_checkpointing: true`` is in those files too.
+
+``vocab.json``: NOT the publisher's character list (learned from Common Voice zh-CN, not
+reproducible offline). A placeholder of the same size (3503 entries, recalled from the model's
+lm_head; unconfirmed) and layout: ``<pad>`` 0 (the CTC blank), ``<s>`` 1, ``</s>`` 2, ``<unk>`` 3,
+``|`` 4, then CJK characters in code-point order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tests.replicas.common import cjk_characters, reduce, write_json
+
+XLSR_LAYERS = 24
+XLSR_VOCAB_SIZE = 3503  # unconfirmed offline, see the module docstring
+_SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "|"]
+
+
+def config_json(layers: int | None = None) -> dict[str, Any]:
+    n = reduce(XLSR_LAYERS, layers)
+    return {
+        "_name_or_path": "facebook/wav2vec2-large-xlsr-53",
+        "activation_dropout": 0.05,
+        "apply_spec_augment": True,
+        "architectures": ["Wav2Vec2ForCTC"],
+        "attention_dropout": 0.1,
+        "bos_token_id": 1,
+        "conv_bias": True,
+        "conv_dim": [512] * 7,
+        "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+        "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+        "ctc_loss_reduction": "mean",
+        "ctc_zero_infinity": True,
+        "do_stable_layer_norm": True,
+        "eos_token_id": 2,
+        "feat_extract_activation": "gelu",
+        "feat_extract_dropout": 0.0,
+        "feat_extract_norm": "layer",
+        "feat_proj_dropout": 0.05,
+        "final_dropout": 0.0,
+        "gradient_checkpointing": True,
+        "hidden_act": "gelu",
+        "hidden_dropout": 0.05,
+        "hidden_size": 1024,
+        "initializer_range": 0.02,
+        "intermediate_size": 4096,
+        "layer_norm_eps": 1e-05,
+        "layerdrop": 0.05,
+        "mask_feature_length": 10,
+        "mask_feature_prob": 0.0,
+        "mask_time_length": 10,
+        "mask_time_prob": 0.05,
+        "model_type": "wav2vec2",
+        "num_attention_heads": 16,
+        "num_conv_pos_embedding_groups": 16,
+        "num_conv_pos_embeddings": 128,
+        "num_feat_extract_layers": 7,
+        "num_hidden_layers": n,
+        "pad_token_id": 0,
+        "transformers_version": "4.7.0.dev0",
+        "vocab_size": XLSR_VOCAB_SIZE,
+    }
+
+
+def vocab_json() -> dict[str, int]:
+    tokens = [*_SPECIALS, *cjk_characters(XLSR_VOCAB_SIZE - len(_SPECIALS))]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def write_xlsr(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    config_data = config_json(layers)
+    write_json(out_dir / "config.json", config_data)
+    config = Wav2Vec2Config.from_pretrained(out_dir)
+    torch.manual_seed(seed)
+    model = Wav2Vec2ForCTC(config).eval()
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        shutil.move(str(Path(tmp) / "model.safetensors"), out_dir / "model.safetensors")
+    del model
+    write_json(out_dir / "config.json", config_data)
+    write_json(out_dir / "vocab.json", vocab_json(), indent=None)
+    write_json(
+        out_dir / "preprocessor_config.json",
+        {
+            "do_normalize": True,
+            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1,
+            "padding_side": "right",
+            "padding_value": 0.0,
+            "return_attention_mask": True,
+            "sampling_rate": 16000,
+        },
+    )
+    write_json(
+        out_dir / "special_tokens_map.json",
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+        indent=None,
+    )
+    return out_dir

@@ -1,0 +1,377 @@
+"""funasr replicas in the ModelScope layout of Paraformer-large and SenseVoiceSmall.
+
+Paraformer-large (``iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch``):
+``config.yaml``, ``configuration.json``, ``model.pt``, ``am.mvn``, ``tokens.json``, ``seg_dict``.
+SenseVoiceSmall (``iic/SenseVoiceSmall``): ``config.yaml``, ``configuration.json``, ``model.pt``,
+``am.mvn``, ``tokens.json``, ``chn_jpn_yue_eng_ko_spectok.bpe.model``.
+
+The configs hold the published values as recalled from the public config.yaml files (encoder /
+decoder / predictor sizes, frontend, SpecAugment, CTC settings; the training-only sections are
+abridged). The module is built from the config dict through funasr's own class registry, as
+funasr's ``AutoModel`` does (tokenizer -> ``vocab_size``, frontend -> ``input_size``), and its
+state dict is saved with ``torch.save`` as ``model.pt`` (fp32, a plain state dict).
+
+Placeholders (the real files are not reproducible offline):
+- ``tokens.json`` of Paraformer-large: 8404 entries, ``<blank>`` ``<s>`` ``</s>`` first and
+  ``<unk>`` last as in the real list, CJK characters in code-point order between (the real list
+  also has English BPE pieces with ``@@``).
+- ``seg_dict``: every CJK token maps to itself, plus a few English words split into ``@@`` pieces
+  (the real one is a large English/Chinese segmentation dictionary).
+- SenseVoice's sentencepiece model: 25,055 pieces (the real size) with the language / emotion /
+  event / ITN tags at the ids SenseVoiceSmall hard-codes (``<|zh|>`` 24884, ``<|woitn|>`` 25017,
+  ...); the other slots are CJK characters as single pieces. The real model is a BPE model
+  trained on Chinese, Japanese, Cantonese, English and Korean text.
+- ``am.mvn``: the real Kaldi nnet text layout and shape (560 = 80 mel x LFR 7), statistics
+  computed from a synthetic speech-like signal.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from tests.replicas.common import cjk_characters, reduce, write_json
+
+SAMPLE_RATE = 16000
+PARAFORMER_VOCAB = 8404
+SENSEVOICE_VOCAB = 25055
+SENSEVOICE_BPE = "chn_jpn_yue_eng_ko_spectok.bpe.model"
+
+# ids that SenseVoiceSmall's lid_int_dict / emo_dict / textnorm_int_dict refer to
+SENSEVOICE_TAGS = {
+    24884: "<|zh|>",
+    24885: "<|en|>",
+    24888: "<|yue|>",
+    24892: "<|ja|>",
+    24896: "<|ko|>",
+    24992: "<|nospeech|>",
+    24993: "<|Speech|>",
+    24994: "<|BGM|>",
+    24995: "<|Applause|>",
+    24996: "<|Laughter|>",
+    24997: "<|Cry|>",
+    24998: "<|Sneeze|>",
+    24999: "<|Breath|>",
+    25000: "<|Cough|>",
+    25001: "<|HAPPY|>",
+    25002: "<|SAD|>",
+    25003: "<|ANGRY|>",
+    25004: "<|NEUTRAL|>",
+    25005: "<|FEARFUL|>",
+    25006: "<|DISGUSTED|>",
+    25007: "<|SURPRISED|>",
+    25008: "<|Event_UNK|>",
+    25009: "<|EMO_UNKNOWN|>",
+    25016: "<|withitn|>",
+    25017: "<|woitn|>",
+}
+
+FRONTEND_CONF = {
+    "fs": SAMPLE_RATE,
+    "window": "hamming",
+    "n_mels": 80,
+    "frame_length": 25,
+    "frame_shift": 10,
+    "lfr_m": 7,
+    "lfr_n": 6,
+}
+SPECAUG_CONF = {
+    "apply_time_warp": False,
+    "time_warp_window": 5,
+    "time_warp_mode": "bicubic",
+    "apply_freq_mask": True,
+    "freq_mask_width_range": [0, 30],
+    "lfr_rate": 6,
+    "num_freq_mask": 1,
+    "apply_time_mask": True,
+    "time_mask_width_range": [0, 12],
+    "num_time_mask": 1,
+}
+_SANM = {
+    "output_size": 512,
+    "attention_heads": 4,
+    "linear_units": 2048,
+    "num_blocks": 50,
+    "dropout_rate": 0.1,
+    "positional_dropout_rate": 0.1,
+    "attention_dropout_rate": 0.1,
+    "input_layer": "pe",
+    "pos_enc_class": "SinusoidalPositionEncoder",
+    "normalize_before": True,
+    "kernel_size": 11,
+    "sanm_shfit": 0,
+    "selfattention_layer_type": "sanm",
+}
+_CTC_CONF = {"dropout_rate": 0.0, "ctc_type": "builtin", "reduce": True, "ignore_nan_grad": True}
+_TRAIN_CONF = {  # abridged training sections (funasr's trainer reads them; this library does not)
+    "accum_grad": 1,
+    "grad_clip": 5,
+    "max_epoch": 150,
+    "keep_nbest_models": 10,
+    "log_interval": 50,
+}
+_OPTIM = {
+    "optim": "adam",
+    "optim_conf": {"lr": 0.0005},
+    "scheduler": "warmuplr",
+    "scheduler_conf": {"warmup_steps": 30000},
+}
+
+FUNASR_LAYERS = {"paraformer-large": 50, "sensevoice-small": 50}
+
+
+def paraformer_config(layers: int | None = None) -> dict[str, Any]:
+    encoder = dict(_SANM, num_blocks=reduce(50, layers))
+    decoder_blocks = reduce(16, layers)
+    return {
+        "encoder": "SANMEncoder",
+        "encoder_conf": encoder,
+        "decoder": "ParaformerSANMDecoder",
+        "decoder_conf": {
+            "attention_heads": 4,
+            "linear_units": 2048,
+            "num_blocks": decoder_blocks,
+            "dropout_rate": 0.1,
+            "positional_dropout_rate": 0.1,
+            "self_attention_dropout_rate": 0.1,
+            "src_attention_dropout_rate": 0.1,
+            "att_layer_num": decoder_blocks,
+            "kernel_size": 11,
+            "sanm_shfit": 0,
+        },
+        "predictor": "CifPredictorV2",
+        "predictor_conf": {"idim": 512, "threshold": 1.0, "l_order": 1, "r_order": 1, "tail_threshold": 0.45},
+        "model": "Paraformer",
+        "model_conf": {
+            "ctc_weight": 0.0,
+            "lsm_weight": 0.1,
+            "length_normalized_loss": True,
+            "predictor_weight": 1.0,
+            "predictor_bias": 1,
+            "sampling_ratio": 0.75,
+        },
+        "frontend": "WavFrontend",
+        "frontend_conf": dict(FRONTEND_CONF),
+        "specaug": "SpecAugLFR",
+        "specaug_conf": dict(SPECAUG_CONF),
+        "train_conf": dict(_TRAIN_CONF),
+        **copy.deepcopy(_OPTIM),
+        "dataset": "AudioDataset",
+        "dataset_conf": {
+            "index_ds": "IndexDSJsonl",
+            "batch_sampler": "EspnetStyleBatchSampler",
+            "batch_type": "length",
+            "batch_size": 6000,
+            "max_token_length": 2048,
+            "buffer_size": 1024,
+            "shuffle": True,
+            "num_workers": 4,
+        },
+        "tokenizer": "CharTokenizer",
+        "tokenizer_conf": {"unk_symbol": "<unk>", "split_with_space": True},
+        "ctc_conf": dict(_CTC_CONF),
+        "normalize": None,
+    }
+
+
+def sensevoice_config(layers: int | None = None) -> dict[str, Any]:
+    encoder = dict(_SANM, num_blocks=reduce(50, layers), tp_blocks=reduce(20, layers))
+    return {
+        "encoder": "SenseVoiceEncoderSmall",
+        "encoder_conf": encoder,
+        "model": "SenseVoiceSmall",
+        "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},
+        "tokenizer": "SentencepiecesTokenizer",
+        "tokenizer_conf": {"bpemodel": None, "unk_symbol": "<unk>", "split_with_space": True},
+        "frontend": "WavFrontend",
+        "frontend_conf": dict(FRONTEND_CONF, cmvn_file=None),
+        "dataset": "SenseVoiceCTCDataset",
+        "dataset_conf": {
+            "index_ds": "IndexDSJsonl",
+            "batch_sampler": "EspnetStyleBatchSampler",
+            "data_split_num": 32,
+            "batch_type": "token",
+            "batch_size": 14000,
+            "max_token_length": 2000,
+            "min_token_length": 60,
+            "max_source_length": 2000,
+            "min_source_length": 60,
+            "max_target_length": 200,
+            "min_target_length": 0,
+            "shuffle": True,
+            "num_workers": 4,
+            "sos": 1,
+            "eos": 2,
+        },
+        "train_conf": dict(_TRAIN_CONF),
+        **copy.deepcopy(_OPTIM),
+        "specaug": "SpecAugLFR",
+        "specaug_conf": dict(SPECAUG_CONF),
+        "ctc_conf": dict(_CTC_CONF),
+    }
+
+
+def configuration_json(ms_id: str, hf_id: str, tokenizer_files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "framework": "pytorch",
+        "task": "auto-speech-recognition",
+        "model": {"type": "funasr"},
+        "pipeline": {"type": "funasr-pipeline"},
+        "model_name_in_hub": {"ms": ms_id, "hf": hf_id},
+        "file_path_metas": {
+            "init_param": "model.pt",
+            "config": "config.yaml",
+            "tokenizer_conf": tokenizer_files,
+            "frontend_conf": {"cmvn_file": "am.mvn"},
+        },
+    }
+
+
+def paraformer_tokens() -> list[str]:
+    specials = ["<blank>", "<s>", "</s>"]
+    return [*specials, *cjk_characters(PARAFORMER_VOCAB - len(specials) - 1), "<unk>"]
+
+
+def seg_dict_text(tokens: list[str]) -> str:
+    lines = [f"{t} {t}" for t in tokens if len(t) == 1]
+    lines += ["hello he@@ llo", "ok ok", "changsha chang@@ sha"]
+    return "\n".join(lines) + "\n"
+
+
+def sensevoice_sentencepiece() -> bytes:
+    """Placeholder sentencepiece model of SenseVoice's size with its tag ids (see module doc)."""
+    import sentencepiece as spm
+
+    filler = iter(cjk_characters(SENSEVOICE_VOCAB))
+    pieces = [
+        SENSEVOICE_TAGS[i] if i in SENSEVOICE_TAGS else next(filler) for i in range(3, SENSEVOICE_VOCAB)
+    ]
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["ab"]),  # any text: every piece is user-defined
+        model_writer=buf,
+        model_type="char",
+        vocab_size=SENSEVOICE_VOCAB,
+        user_defined_symbols=pieces,
+        unk_id=0,  # also SenseVoice's CTC blank
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        add_dummy_prefix=False,
+        normalization_rule_name="identity",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    data = buf.getvalue()
+    sp = spm.SentencePieceProcessor(model_proto=data)
+    if sp.get_piece_size() != SENSEVOICE_VOCAB or sp.piece_to_id("<|woitn|>") != 25017:
+        raise RuntimeError(f"placeholder sentencepiece model has {sp.get_piece_size()} pieces")
+    return data
+
+
+def _speechlike(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None)
+    return (0.1 * envelope * voiced + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_cmvn(path: Path, tables: Any, seed: int) -> None:
+    """``am.mvn``: Kaldi nnet text (``<AddShift>`` -mean, ``<Rescale>`` 1/std) of LFR fbank, 560 wide."""
+    frontend = tables.frontend_classes["WavFrontend"](**FRONTEND_CONF, dither=0.0)
+    wave = torch.from_numpy(_speechlike(seed=seed))[None]
+    feats, _ = frontend(wave, [wave.shape[1]])
+    feats = feats[0].double()
+    shift = (-feats.mean(0)).tolist()
+    scale = (1.0 / feats.std(0).clamp_min(1e-3)).tolist()
+    dim = len(shift)
+
+    def row(values: list[float]) -> str:
+        return "<LearnRateCoef> 0 [ " + " ".join(f"{v:.8f}" for v in values) + " ]"
+
+    lines = ["<Nnet>", f"<Splice> {dim} {dim}", "[ 0 ]", f"<AddShift> {dim} {dim}", row(shift)]
+    lines += [f"<Rescale> {dim} {dim}", row(scale), "</Nnet>", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _tables() -> Any:
+    from asr.models.funasr_checkpoint import funasr_tables  # quiet import of funasr's registry
+
+    return funasr_tables()
+
+
+def _build_and_save(out_dir: Path, config: dict[str, Any], tokenizer_conf: dict[str, Any], seed: int) -> None:
+    """Build the model as funasr's AutoModel does and save ``model.pt`` (a plain fp32 state dict)."""
+    tables = _tables()
+    tokenizer = tables.tokenizer_classes[config["tokenizer"]](**tokenizer_conf)
+    frontend_conf = dict(config["frontend_conf"], cmvn_file=str(out_dir / "am.mvn"))
+    frontend = tables.frontend_classes[config["frontend"]](**frontend_conf)
+    token_list = getattr(tokenizer, "token_list", None)
+    vocab_size = len(token_list) if token_list is not None else tokenizer.get_vocab_size()
+    kwargs = {**config.get("model_conf", {}), **config}
+    kwargs.update(vocab_size=vocab_size, input_size=frontend.output_size())
+    torch.manual_seed(seed)
+    net = tables.model_classes[config["model"]](**kwargs)
+    torch.save(net.state_dict(), str(out_dir / "model.pt"))
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def write_paraformer(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+    config = paraformer_config(layers)
+    _write_yaml(out_dir / "config.yaml", config)
+    tokens = paraformer_tokens()
+    write_json(out_dir / "tokens.json", tokens, indent=None)
+    (out_dir / "seg_dict").write_text(seg_dict_text(tokens), encoding="utf-8")
+    write_cmvn(out_dir / "am.mvn", _tables(), seed)
+    write_json(
+        out_dir / "configuration.json",
+        configuration_json(
+            "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
+            "",
+            {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
+        ),
+    )
+    tok_conf = dict(
+        config["tokenizer_conf"], token_list=str(out_dir / "tokens.json"), seg_dict=str(out_dir / "seg_dict")
+    )
+    _build_and_save(out_dir, config, tok_conf, seed)
+    return out_dir
+
+
+def write_sensevoice(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+    import sentencepiece as spm
+
+    config = sensevoice_config(layers)
+    _write_yaml(out_dir / "config.yaml", config)
+    model = sensevoice_sentencepiece()
+    (out_dir / SENSEVOICE_BPE).write_bytes(model)
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    write_json(out_dir / "tokens.json", [sp.id_to_piece(i) for i in range(sp.get_piece_size())], indent=None)
+    write_cmvn(out_dir / "am.mvn", _tables(), seed)
+    write_json(
+        out_dir / "configuration.json",
+        configuration_json(
+            "iic/SenseVoiceSmall", "FunAudioLLM/SenseVoiceSmall", {"bpemodel": SENSEVOICE_BPE}
+        ),
+    )
+    tok_conf = dict(config["tokenizer_conf"], bpemodel=str(out_dir / SENSEVOICE_BPE))
+    _build_and_save(out_dir, config, tok_conf, seed)
+    return out_dir
+
+
+def read_tokens(path: Path) -> list[str]:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,195 @@
+"""Whisper replicas in the layout of the Hub's ``openai/whisper-*`` repositories.
+
+Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
+``preprocessor_config.json`` and the tokenizer files (``tokenizer.json``, ``vocab.json``,
+``merges.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``,
+``normalizer.json``). The tokenizer and the generation config are the library's offline builds
+(:mod:`asr.models.whisper_assets`: openai-whisper's tiktoken ranks, OpenAI's special-token order,
+``<|yue|>`` for the 100-language large-v3 vocabulary); ``normalizer.json`` is openai-whisper's
+``normalizers/english.json``; the alignment heads are openai-whisper's ``_ALIGNMENT_HEADS``.
+
+Weights: random, the real shapes; fp32 for tiny/base/small and fp16 for large-v3 and
+large-v3-turbo, as their ``model.safetensors`` on the Hub. large-v3 also ships
+``model.fp32-0000{1,2}-of-00002.safetensors`` (and pytorch/flax copies): not replicated, since
+transformers loads ``model.safetensors`` first.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tests.replicas.common import reduce, write_json
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    heads: int
+    ffn: int
+    vocab_size: int
+    num_mel_bins: int
+    dtype: str  # what model.safetensors on the Hub holds
+    openai_name: str  # key of openai-whisper's _ALIGNMENT_HEADS
+
+
+# openai-whisper's ModelDimensions of each size (whisper/__init__.py checkpoints), as converted by
+# transformers' convert_openai_to_hf.py.
+WHISPER: dict[str, WhisperDims] = {
+    "whisper-tiny": WhisperDims(384, 4, 4, 6, 1536, 51865, 80, "float32", "tiny"),
+    "whisper-base": WhisperDims(512, 6, 6, 8, 2048, 51865, 80, "float32", "base"),
+    "whisper-small": WhisperDims(768, 12, 12, 12, 3072, 51865, 80, "float32", "small"),
+    "whisper-large-v3-turbo": WhisperDims(1280, 32, 4, 20, 5120, 51866, 128, "float16", "large-v3-turbo"),
+    "whisper-large-v3": WhisperDims(1280, 32, 32, 20, 5120, 51866, 128, "float16", "large-v3"),
+}
+
+
+def config_json(name: str, layers: int | None = None) -> dict[str, Any]:
+    """``config.json`` as on the Hub (keys the 2022/2023 conversions wrote, real values)."""
+    d = WHISPER[name]
+    enc, dec = reduce(d.encoder_layers, layers), reduce(d.decoder_layers, layers)
+    large = d.vocab_size == 51866
+    config: dict[str, Any] = {
+        "_name_or_path": f"openai/{name}",
+        "activation_dropout": 0.0,
+        "activation_function": "gelu",
+        "apply_spec_augment": False,
+        "architectures": ["WhisperForConditionalGeneration"],
+        "attention_dropout": 0.0,
+        "begin_suppress_tokens": [220, 50257],
+        "bos_token_id": 50257,
+        "classifier_proj_size": 256,
+        "d_model": d.d_model,
+        "decoder_attention_heads": d.heads,
+        "decoder_ffn_dim": d.ffn,
+        "decoder_layerdrop": 0.0,
+        "decoder_layers": dec,
+        "decoder_start_token_id": 50258,
+        "dropout": 0.0,
+        "encoder_attention_heads": d.heads,
+        "encoder_ffn_dim": d.ffn,
+        "encoder_layerdrop": 0.0,
+        "encoder_layers": enc,
+        "eos_token_id": 50257,
+        "init_std": 0.02,
+        "is_encoder_decoder": True,
+        "mask_feature_length": 10,
+        "mask_feature_min_masks": 0,
+        "mask_feature_prob": 0.0,
+        "mask_time_length": 10,
+        "mask_time_min_masks": 2,
+        "mask_time_prob": 0.05,
+        "max_length": 448,
+        "max_source_positions": 1500,
+        "max_target_positions": 448,
+        "median_filter_width": 7,
+        "model_type": "whisper",
+        "num_hidden_layers": enc,
+        "num_mel_bins": d.num_mel_bins,
+        # large-v3's config.json says 50256 (a BPE token; generation uses generation_config's
+        # 50257). Recalled from the Hub file, not confirmable offline.
+        "pad_token_id": 50256 if large else 50257,
+        "scale_embedding": False,
+        "torch_dtype": d.dtype,
+        "transformers_version": "4.36.0.dev0" if large else "4.27.0.dev0",
+        "use_cache": True,
+        "use_weighted_layer_sum": False,
+        "vocab_size": d.vocab_size,
+    }
+    if not large:
+        # the early conversions stored the decoding prompt in config.json
+        config["forced_decoder_ids"] = [[1, 50259], [2, 50359], [3, 50363]]
+    return config
+
+
+def alignment_heads(name: str, decoder_layers: int) -> list[list[int]]:
+    """OpenAI's cross-attention heads for timestamps (openai-whisper ``_ALIGNMENT_HEADS``)."""
+    import whisper
+
+    d = WHISPER[name]
+    raw = gzip.decompress(base64.b85decode(whisper._ALIGNMENT_HEADS[d.openai_name]))
+    mask = np.frombuffer(raw, dtype=bool).reshape(d.decoder_layers, d.heads)
+    return [[int(layer), int(head)] for layer, head in np.argwhere(mask) if layer < decoder_layers]
+
+
+def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from asr.models.whisper_assets import (
+        _asset,
+        vocab_layout,
+        whisper_generation_config,
+        whisper_processor,
+    )
+
+    d = WHISPER[name]
+    config_data = config_json(name, layers)
+    write_json(out_dir / "config.json", config_data)
+    config = WhisperConfig.from_pretrained(out_dir)
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    if d.dtype == "float16":
+        model = model.half()
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        # save_pretrained handles the tied proj_out/embed_tokens as the Hub files do (one tensor)
+        model.save_pretrained(tmp, safe_serialization=True)
+        shutil.move(str(Path(tmp) / "model.safetensors"), out_dir / "model.safetensors")
+    del model
+
+    multilingual, num_languages = vocab_layout(d.vocab_size)
+    processor = whisper_processor(
+        num_mel_bins=d.num_mel_bins, multilingual=multilingual, num_languages=num_languages
+    )
+    _write_tokenizer_files(processor, out_dir)
+    shutil.copyfile(_asset("../normalizers/english.json"), out_dir / "normalizer.json")
+    # reduced layers may leave none of OpenAI's heads: then the library's default (upper half)
+    generation = whisper_generation_config(config, alignment_heads(name, config.decoder_layers) or None)
+    generation.save_pretrained(out_dir)
+    # save_pretrained may have rewritten config.json (processor/generation savers do not, but be sure)
+    write_json(out_dir / "config.json", config_data)
+    return out_dir
+
+
+def _write_tokenizer_files(processor: Any, out_dir: Path) -> None:
+    """The Hub's processor files: ``preprocessor_config.json`` (no ``processor_config.json``, which
+    the 2022/2023 repositories predate), ``tokenizer.json`` + ``tokenizer_config.json`` (written by
+    the installed transformers, so in its format, not byte-equal to the Hub's older files), and
+    the slow-tokenizer files ``vocab.json``, ``merges.txt``, ``added_tokens.json`` and
+    ``special_tokens_map.json`` the Hub repositories also carry."""
+    processor.feature_extractor.save_pretrained(out_dir)
+    tok = processor.tokenizer
+    tok.save_pretrained(out_dir)
+    stray = out_dir / "processor_config.json"
+    if stray.is_file():
+        stray.unlink()
+    model = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    write_json(out_dir / "vocab.json", model["vocab"], indent=None)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    added = dict(sorted(tok.get_added_vocab().items(), key=lambda kv: kv[1]))
+    write_json(out_dir / "added_tokens.json", added)
+    from asr.models.whisper_assets import timestamp_tokens
+
+    timestamps = set(timestamp_tokens())
+    specials = [t for t in added if t not in timestamps]
+    write_json(
+        out_dir / "special_tokens_map.json",
+        {
+            "additional_special_tokens": [t for t in specials if t != "<|endoftext|>"],
+            "bos_token": "<|endoftext|>",
+            "eos_token": "<|endoftext|>",
+            "pad_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>",
+        },
+    )

@@ -1,0 +1,172 @@
+"""Each registered model, at its real size, through the library's real code paths on CPU.
+
+The replicas (:mod:`tests.replicas`) are laid out like the publishers' checkpoints, with the
+real configs, tokenizers and weight formats, and random weights. For every model: load by
+registry name (``ASR_MODELS_DIR``) and by directory, ``asr evaluate`` (4 demo clips), LoRA
+fine-tuning (2 steps), full fine-tuning (1 step, where it fits in memory), ``asr export`` of
+the LoRA run's ``best/`` and a reload of the export, and for Whisper the CTranslate2 backend.
+
+Costs on 2 CPU cores are in the parametrize list; whisper-large-v3 and -turbo are ``huge``
+(deselected by default, see conftest.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from asr.cli import main
+
+pytestmark = pytest.mark.slow
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN_OVERRIDES = [
+    "eval_steps=2",
+    "save_steps=2",
+    "eval_limit=2",
+    "zero_shot=false",
+    "bootstrap=0",
+    "num_workers=0",
+    "batch_size=2",
+    "eval_batch_size=2",
+]
+# fp32 training on CPU: weights + gradients + two Adam moments, plus activations and the data
+FULL_BYTES_PER_PARAM = 16
+FULL_HEADROOM = 3 << 30
+
+MODELS = [
+    pytest.param("whisper-small", id="whisper-small"),
+    pytest.param("xlsr-53-zh", id="xlsr-53-zh"),
+    pytest.param("paraformer-large", id="paraformer-large"),
+    pytest.param("sensevoice-small", id="sensevoice-small"),
+    pytest.param("whisper-large-v3-turbo", id="whisper-large-v3-turbo", marks=pytest.mark.huge),
+    pytest.param("whisper-large-v3", id="whisper-large-v3", marks=pytest.mark.huge),
+]
+
+
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _parameters(path: Path) -> int:
+    """Parameter count of a checkpoint directory, from its safetensors header or model.pt."""
+    if (path / "model.safetensors").is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path / "model.safetensors"), "pt") as f:
+            return sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    import torch
+
+    state = torch.load(str(path / "model.pt"), map_location="cpu", weights_only=True)
+    return sum(t.numel() for t in state.values())
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+def _run(argv: list[str], timings: dict[str, float], step: str) -> None:
+    start = time.perf_counter()
+    assert main(argv) == 0, argv
+    timings[step] = round(time.perf_counter() - start, 1)
+    gc.collect()
+
+
+def _metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("name", MODELS)
+def test_real_size(
+    name: str, demo_data: Path, replicas_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asr.models import load_model
+    from asr.models.registry import get_spec
+    from tests.replicas import write_replica
+
+    timings: dict[str, float] = {}
+    monkeypatch.setenv("ASR_MODELS_DIR", str(replicas_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a registry name must resolve to the local replica
+    start = time.perf_counter()
+    replica = write_replica(name, replicas_dir / name)
+    timings["write_replica"] = round(time.perf_counter() - start, 1)
+    family = get_spec(name).family
+    test_manifest = demo_data / "manifests" / "test.jsonl"
+
+    # load by registry name and by directory: same family, same weights
+    start = time.perf_counter()
+    by_name = load_model(name, device="cpu")
+    timings["load"] = round(time.perf_counter() - start, 1)
+    assert by_name.family == family
+    del by_name
+    gc.collect()
+
+    common = ["--manifest", str(test_manifest), "--limit", "4", "--bootstrap", "0", "--no-progress"]
+    _run(
+        ["evaluate", "--model", name, "--out", str(tmp_path / "eval-name"), *common], timings, "evaluate_name"
+    )
+    _run(
+        ["evaluate", "--model", str(replica), "--out", str(tmp_path / "eval-dir"), *common],
+        timings,
+        "evaluate_dir",
+    )
+    by_name_metrics, by_dir_metrics = _metrics(tmp_path / "eval-name"), _metrics(tmp_path / "eval-dir")
+    assert by_name_metrics["n_utterances"] == by_dir_metrics["n_utterances"] == 4
+    assert by_name_metrics["cer"] == by_dir_metrics["cer"]  # same weights, deterministic decoding
+
+    data = [f"data={demo_data}", f"test_manifest={demo_data / 'test-2.jsonl'}"]
+    lora_out = tmp_path / "lora"
+    _run(
+        ["finetune", "--config", str(REPO / "configs" / f"{name}-lora.yaml"), *data,
+         f"output_dir={lora_out}", "max_steps=2", *TRAIN_OVERRIDES],
+        timings, "finetune_lora",
+    )  # fmt: skip
+    best = lora_out / "best"
+    assert best.is_dir()
+    summary = json.loads((lora_out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["trainable_parameters"] < summary["total_parameters"]
+
+    export = tmp_path / "export"
+    _run(["export", "--checkpoint", str(best), "--out", str(export), "--merge-lora"], timings, "export")
+    start = time.perf_counter()
+    reloaded = load_model(export, device="cpu")
+    timings["reload_export"] = round(time.perf_counter() - start, 1)
+    assert reloaded.family == family
+    del reloaded
+    gc.collect()
+
+    if family == "whisper":
+        _run(
+            ["evaluate", "--model", str(replica), "--backend", "ct2", "--out", str(tmp_path / "eval-ct2"), *common],
+            timings, "evaluate_ct2",
+        )  # fmt: skip
+        assert _metrics(tmp_path / "eval-ct2")["n_utterances"] == 4
+
+    needed = _parameters(replica) * FULL_BYTES_PER_PARAM + FULL_HEADROOM
+    if needed > _available_memory():
+        log.warning("%s timings: %s", name, timings)
+        pytest.skip(
+            f"full fine-tuning of {name} needs about {needed / 2**30:.0f} GiB in fp32 on CPU "
+            f"(weights, gradients, Adam moments); {_available_memory() / 2**30:.0f} GiB available"
+        )
+    full_out = tmp_path / "full"
+    _run(
+        ["finetune", "--config", str(REPO / "configs" / f"{name}-full.yaml"), *data,
+         f"output_dir={full_out}", "max_steps=1", *TRAIN_OVERRIDES, "eval_steps=1", "save_steps=1"],
+        timings, "finetune_full",
+    )  # fmt: skip
+    assert (full_out / "best").is_dir()
+    log.warning("%s timings: %s", name, timings)
+    print(f"\n{name} timings (s): {json.dumps(timings)}")
