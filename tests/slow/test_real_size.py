@@ -41,6 +41,8 @@ FULL_BYTES_PER_PARAM = 16
 FULL_HEADROOM = 3 << 30
 
 MODELS = [
+    pytest.param("whisper-tiny", id="whisper-tiny"),
+    pytest.param("whisper-base", id="whisper-base"),
     pytest.param("whisper-small", id="whisper-small"),
     pytest.param("xlsr-53-zh", id="xlsr-53-zh"),
     pytest.param("paraformer-large", id="paraformer-large"),
