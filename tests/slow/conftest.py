@@ -8,6 +8,8 @@ deselected unless the marker expression names them (``-m huge``, ``-m "slow or h
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,13 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def replicas_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``ASR_MODELS_DIR`` for the session: each test writes its replica into ``<dir>/<name>``."""
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(autouse=True)
+def _free_disk(request: pytest.FixtureRequest, tmp_path: Path, replicas_dir: Path) -> Iterator[None]:
+    """A real-size test leaves several GiB (replica, checkpoints, exports): remove them after it."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "name" in callspec.params:
+        shutil.rmtree(replicas_dir / callspec.params["name"], ignore_errors=True)
