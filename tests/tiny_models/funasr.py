@@ -28,49 +28,12 @@ from asr.models.funasr_checkpoint import BPE_FILE, CMVN_FILE, CONFIG_FILE, TOKEN
 from asr.models.funasr_models import FunASRModel, build_components
 from asr.models.registry import get_spec
 from asr.text.normalize import normalize
+from tests.replicas.funasr import FRONTEND_CONF, SENSEVOICE_TAGS, SENSEVOICE_VOCAB
 
 KINDS = {"paraformer": "paraformer-large", "sensevoice": "sensevoice-small"}
 
-SENSEVOICE_VOCAB = 25055
-# ids SenseVoiceSmall's lid_int_dict / emo_dict / textnorm_int_dict refer to; the rest are placed freely
-SENSEVOICE_TAGS = {
-    24884: "<|zh|>",
-    24885: "<|en|>",
-    24888: "<|yue|>",
-    24892: "<|ja|>",
-    24896: "<|ko|>",
-    24992: "<|nospeech|>",
-    24993: "<|Speech|>",
-    24994: "<|BGM|>",
-    24995: "<|Applause|>",
-    24996: "<|Laughter|>",
-    24997: "<|Cry|>",
-    24998: "<|Sneeze|>",
-    24999: "<|Breath|>",
-    25000: "<|Cough|>",
-    25001: "<|HAPPY|>",
-    25002: "<|SAD|>",
-    25003: "<|ANGRY|>",
-    25004: "<|NEUTRAL|>",
-    25005: "<|FEARFUL|>",
-    25006: "<|DISGUSTED|>",
-    25007: "<|SURPRISED|>",
-    25008: "<|Event_UNK|>",
-    25009: "<|EMO_UNKNOWN|>",
-    25016: "<|withitn|>",
-    25017: "<|woitn|>",
-}
-
-_FRONTEND = {
-    "fs": SAMPLE_RATE,
-    "window": "hamming",
-    "n_mels": 80,
-    "frame_length": 25,
-    "frame_shift": 10,
-    "lfr_m": 7,
-    "lfr_n": 6,
-    "dither": 0.0,
-}
+# the published values (tag ids, frontend) come from the replicas; the tiny model only shrinks sizes
+_FRONTEND = dict(FRONTEND_CONF, dither=0.0)
 _SANM_ENCODER = {
     "output_size": 64,
     "attention_heads": 2,
