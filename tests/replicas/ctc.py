@@ -1,19 +1,29 @@
 """The XLS-R replica: ``jonatasgrosman/wav2vec2-large-xlsr-53-chinese-zh-cn``.
 
-Files as in that repository: ``config.json``, ``model.safetensors`` (fp32; the repository also
-has ``pytorch_model.bin`` and ``flax_model.msgpack``, not replicated), ``preprocessor_config.json``,
-``vocab.json``, ``special_tokens_map.json``.
+Files as in that repository (its file listing on huggingface.co, main since the SFconvertbot
+commit 8f88a77): ``config.json``, ``model.safetensors`` (fp32; the repository also has
+``pytorch_model.bin`` and ``flax_model.msgpack``, not replicated), ``preprocessor_config.json``
+(158 bytes), ``vocab.json`` (44.4 kB), ``special_tokens_map.json`` (85 bytes).
 
 Architecture: facebook/wav2vec2-large-xlsr-53 (24 layers, 1024 wide, 16 heads, 4096 FFN, 7-layer
 512-channel conv stack with layer norm, stable layer norm) with a CTC head. The dropout,
 layerdrop and masking values follow the configs of jonatasgrosman's other XLSR-53 fine-tunes of
 the same week (e.g. ``wav2vec2-large-xlsr-53-dutch``), which share his training script; not
-confirmed for the zh-CN file offline. ``gradient_checkpointing: true`` is in those files too.
+confirmed for the zh-CN file (its config.json, 1.57 kB on the Hub, was not found in a public
+copy; the architecture values are XLSR-53's). ``gradient_checkpointing: true`` is in those files
+too.
 
 ``vocab.json``: NOT the publisher's character list (learned from Common Voice zh-CN, not
-reproducible offline). A placeholder of the same size (3503 entries, recalled from the model's
-lm_head; unconfirmed) and layout: ``<pad>`` 0 (the CTC blank), ``<s>`` 1, ``</s>`` 2, ``<unk>`` 3,
-``|`` 4, then CJK characters in code-point order.
+reproduced). A placeholder of the same size and layout: ``<pad>`` 0 (the CTC blank), ``<s>`` 1,
+``</s>`` 2, ``<unk>`` 3, ``|`` 4, then CJK characters in code-point order. The size, 3503, was
+recalled from the model's lm_head; no public copy of the file or of config.json states it, but
+it agrees with the Hub's listed size of the real ``vocab.json``: 3503 entries of this layout
+serialize (as Wav2Vec2CTCTokenizer writes them) to 44,432 bytes, and the Hub shows 44.4 kB.
+
+``preprocessor_config.json``: the published file's six keys (no ``feature_extractor_type``): its
+content as copied in ydshieh/wav2vec2-large-xlsr-53-chinese-zh-cn-gpt (huggingface.co, the same
+158-byte file), and 158 bytes is the size the Hub lists for jonatasgrosman's file.
+``special_tokens_map.json``: 85 bytes, content as shown on huggingface.co for this repository.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import torch
 from tests.replicas.common import cjk_characters, reduce, write_json
 
 XLSR_LAYERS = 24
-XLSR_VOCAB_SIZE = 3503  # unconfirmed offline, see the module docstring
+XLSR_VOCAB_SIZE = 3503  # not confirmed from a public copy; consistent with vocab.json's size (docstring)
 _SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "|"]
 
 
@@ -101,7 +111,6 @@ def write_xlsr(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Pa
         out_dir / "preprocessor_config.json",
         {
             "do_normalize": True,
-            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
             "feature_size": 1,
             "padding_side": "right",
             "padding_value": 0.0,

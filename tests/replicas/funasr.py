@@ -5,24 +5,41 @@ Paraformer-large (``iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab84
 SenseVoiceSmall (``iic/SenseVoiceSmall``): ``config.yaml``, ``configuration.json``, ``model.pt``,
 ``am.mvn``, ``tokens.json``, ``chn_jpn_yue_eng_ko_spectok.bpe.model``.
 
-The configs hold the published values as recalled from the public config.yaml files (encoder /
-decoder / predictor sizes, frontend, SpecAugment, CTC settings; the training-only sections are
-abridged). The module is built from the config dict through funasr's own class registry, as
+Sources of the config values (checked against public copies):
+- Paraformer-large: FunASR's ``funasr/models/paraformer/template.yaml`` (github.com/modelscope/FunASR)
+  for the model, encoder, decoder, predictor, frontend, SpecAugment, tokenizer, CTC and optimizer
+  sections; the same values are in the config of the streaming sibling of this checkpoint
+  (``runtime/triton_gpu/model_repo_paraformer_large_online/feature_extractor/config.yaml``, same
+  vocab8404 token list). The class names (``Paraformer``, ``SANMEncoder``,
+  ``ParaformerSANMDecoder``, ``CifPredictorV2``, ``WavFrontend``, ``SpecAugLFR``) and the file list
+  are those of the published ModelScope repository, as downloaded and patched by third-party
+  tools. ``dataset_conf`` (training only) is not confirmed: the template's differs.
+- SenseVoiceSmall: the published config.yaml as copied in FunASR's
+  ``runtime/triton_gpu/model_repo_sense_voice_small/feature_extractor/config.yaml`` and quoted in
+  ``docs/tutorial/Tables.md`` (which also quotes its ``configuration.json``): every section,
+  training ones included; it has no ``ctc_conf``.
+The module is built from the config dict through funasr's own class registry, as
 funasr's ``AutoModel`` does (tokenizer -> ``vocab_size``, frontend -> ``input_size``), and its
 state dict is saved with ``torch.save`` as ``model.pt`` (fp32, a plain state dict).
 
-Placeholders (the real files are not reproducible offline):
+Placeholders (the real files are not reproduced):
 - ``tokens.json`` of Paraformer-large: 8404 entries, ``<blank>`` ``<s>`` ``</s>`` first and
-  ``<unk>`` last as in the real list, CJK characters in code-point order between (the real list
-  also has English BPE pieces with ``@@``).
+  ``<unk>`` last as in the real list (size, specials and their ids confirmed from the
+  ``token_list`` of the streaming sibling's config.yaml above), CJK characters in code-point
+  order between (the real list mixes CJK characters with English pieces such as ``and``,
+  ``ing``, ``tion``).
 - ``seg_dict``: every CJK token maps to itself, plus a few English words split into ``@@`` pieces
-  (the real one is a large English/Chinese segmentation dictionary).
-- SenseVoice's sentencepiece model: 25,055 pieces (the real size) with the language / emotion /
-  event / ITN tags at the ids SenseVoiceSmall hard-codes (``<|zh|>`` 24884, ``<|woitn|>`` 25017,
-  ...); the other slots are CJK characters as single pieces. The real model is a BPE model
-  trained on Chinese, Japanese, Cantonese, English and Korean text.
-- ``am.mvn``: the real Kaldi nnet text layout and shape (560 = 80 mel x LFR 7), statistics
-  computed from a synthetic speech-like signal.
+  (the real one is a large English/Chinese segmentation dictionary; not checked).
+- SenseVoice's sentencepiece model: 25,055 pieces (the real size: FunASR's
+  ``runtime/llama.cpp/sensevoice/export_sensevoice_gguf.py`` writes ``sv.vocab_size`` 25055 and
+  ``runtime/llama.cpp/DESIGN.md`` lists "spectok BPE (25055)") with the language / emotion /
+  event / ITN tags at the ids SenseVoiceSmall uses (``<|zh|>`` 24884, ``<|woitn|>`` 25017,
+  ...; see ``SENSEVOICE_TAGS``); the other slots are CJK characters as single pieces. The real
+  model is a BPE model trained on Chinese, Japanese, Cantonese, English and Korean text.
+- ``am.mvn``: the real Kaldi nnet text layout, spacing and shape (560 = 80 mel x LFR 7), as in
+  the copies in FunASR's ``runtime/triton_gpu/model_repo_sense_voice_small/feature_extractor/am.mvn``
+  and ``.../model_repo_paraformer_large_online/lfr_cmvn_pe/am.mvn`` (the two are byte-identical);
+  the statistics are computed from a synthetic speech-like signal, not copied.
 """
 
 from __future__ import annotations
@@ -44,7 +61,13 @@ PARAFORMER_VOCAB = 8404
 SENSEVOICE_VOCAB = 25055
 SENSEVOICE_BPE = "chn_jpn_yue_eng_ko_spectok.bpe.model"
 
-# ids that SenseVoiceSmall's lid_int_dict / emo_dict / textnorm_int_dict refer to
+# Tag ids of SenseVoiceSmall's vocabulary. Confirmed: the ids its model code hard-codes
+# (FunAudioLLM/SenseVoice model.py and FunASR funasr/models/sense_voice/model.py: lid_int_dict
+# 24884 zh, 24885 en, 24888 yue, 24892 ja, 24896 ko, 24992 nospeech; textnorm_int_dict 25016
+# withitn, 25017 woitn; emo_dict 25001 happy, 25002 sad, 25003 angry, 25004 neutral, 25009 unk).
+# The tag names are SenseVoice's README (emotion and event labels). The ids of the event tags
+# (24993-25000) and of FEARFUL / DISGUSTED / SURPRISED / Event_UNK (25005-25008): recalled from
+# the published tokens.json, not confirmed from a public source.
 SENSEVOICE_TAGS = {
     24884: "<|zh|>",
     24885: "<|en|>",
@@ -73,6 +96,7 @@ SENSEVOICE_TAGS = {
     25017: "<|woitn|>",
 }
 
+# frontend and SpecAugment: the same in both published configs (sources in the module docstring)
 FRONTEND_CONF = {
     "fs": SAMPLE_RATE,
     "window": "hamming",
@@ -110,11 +134,12 @@ _SANM = {
     "selfattention_layer_type": "sanm",
 }
 _CTC_CONF = {"dropout_rate": 0.0, "ctc_type": "builtin", "reduce": True, "ignore_nan_grad": True}
-_TRAIN_CONF = {  # abridged training sections (funasr's trainer reads them; this library does not)
+_TRAIN_CONF = {  # Paraformer's training section (funasr's trainer reads it; this library does not)
     "accum_grad": 1,
     "grad_clip": 5,
     "max_epoch": 150,
     "keep_nbest_models": 10,
+    "avg_nbest_model": 10,
     "log_interval": 50,
 }
 _OPTIM = {
@@ -164,7 +189,7 @@ def paraformer_config(layers: int | None = None) -> dict[str, Any]:
         "train_conf": dict(_TRAIN_CONF),
         **copy.deepcopy(_OPTIM),
         "dataset": "AudioDataset",
-        "dataset_conf": {
+        "dataset_conf": {  # training only; not confirmed (FunASR's template.yaml has other values)
             "index_ds": "IndexDSJsonl",
             "batch_sampler": "EspnetStyleBatchSampler",
             "batch_type": "length",
@@ -207,14 +232,29 @@ def sensevoice_config(layers: int | None = None) -> dict[str, Any]:
             "min_target_length": 0,
             "shuffle": True,
             "num_workers": 4,
-            "sos": 1,
-            "eos": 2,
+            # OmegaConf interpolations in the published file (funasr resolves them)
+            "sos": "${model_conf.sos}",
+            "eos": "${model_conf.eos}",
+            "IndexDSJsonl": "IndexDSJsonl",
+            "retry": 20,
         },
-        "train_conf": dict(_TRAIN_CONF),
-        **copy.deepcopy(_OPTIM),
+        "train_conf": {
+            "accum_grad": 1,
+            "grad_clip": 5,
+            "max_epoch": 20,
+            "keep_nbest_models": 10,
+            "avg_nbest_model": 10,
+            "log_interval": 100,
+            "resume": True,
+            "validate_interval": 10000,
+            "save_checkpoint_interval": 10000,
+        },
+        "optim": "adamw",
+        "optim_conf": {"lr": 0.00002},
+        "scheduler": "warmuplr",
+        "scheduler_conf": {"warmup_steps": 25000},
         "specaug": "SpecAugLFR",
         "specaug_conf": dict(SPECAUG_CONF),
-        "ctc_conf": dict(_CTC_CONF),
     }
 
 
@@ -298,10 +338,11 @@ def write_cmvn(path: Path, tables: Any, seed: int) -> None:
     dim = len(shift)
 
     def row(values: list[float]) -> str:
-        return "<LearnRateCoef> 0 [ " + " ".join(f"{v:.8f}" for v in values) + " ]"
+        return "<LearnRateCoef> 0 [ " + " ".join(f"{v:.7g}" for v in values) + " ]"
 
-    lines = ["<Nnet>", f"<Splice> {dim} {dim}", "[ 0 ]", f"<AddShift> {dim} {dim}", row(shift)]
-    lines += [f"<Rescale> {dim} {dim}", row(scale), "</Nnet>", ""]
+    # line layout and trailing spaces as in the published file (see the module docstring)
+    lines = ["<Nnet> ", f"<Splice> {dim} {dim}", "[ 0 ]", f"<AddShift> {dim} {dim} ", row(shift)]
+    lines += [f"<Rescale> {dim} {dim}", row(scale), "</Nnet> ", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -55,21 +55,43 @@ WHISPER: dict[str, WhisperDims] = {
 }
 
 
+# Sources of the config.json values: the Hub files as vendored in painebenjamin/taproot
+# (src/taproot/tasks/recognition/audio/transcription/whisper/{tiny,base,small,large,turbo/large}/
+# model.py, ``get_default_config``; that copy drops ``_name_or_path`` and ``transformers_version``)
+# and, for large-v3, a printout of the loaded config in a public training script (pad_token_id
+# 50256, num_mel_bins 128, vocab_size 51866). large-v3-turbo was converted with transformers'
+# current convert_openai_to_hf.py: pad/bos/eos 50257 (``endoftext_id = 50257 if n_vocab > 51865``)
+# and WhisperConfig's default begin_suppress_tokens [220, 50256], no max_length.
+# The 2022 conversions (tiny/base/small) predate the SpecAugment / classifier / median-filter
+# keys and carry ``forced_decoder_ids`` and ``suppress_tokens`` (added in write_whisper).
+_LATER_KEYS = {  # written by the 2023+ conversions (large-v3, large-v3-turbo) only
+    "apply_spec_augment": False,
+    "classifier_proj_size": 256,
+    "mask_feature_length": 10,
+    "mask_feature_min_masks": 0,
+    "mask_feature_prob": 0.0,
+    "mask_time_length": 10,
+    "mask_time_min_masks": 2,
+    "mask_time_prob": 0.05,
+    "median_filter_width": 7,
+    "use_weighted_layer_sum": False,
+}
+
+
 def config_json(name: str, layers: int | None = None) -> dict[str, Any]:
-    """``config.json`` as on the Hub (keys the 2022/2023 conversions wrote, real values)."""
+    """``config.json`` as on the Hub (keys the 2022/2023/2024 conversions wrote, real values)."""
     d = WHISPER[name]
     enc, dec = reduce(d.encoder_layers, layers), reduce(d.decoder_layers, layers)
     large = d.vocab_size == 51866
+    turbo = name == "whisper-large-v3-turbo"
     config: dict[str, Any] = {
-        "_name_or_path": f"openai/{name}",
+        "_name_or_path": f"openai/{name}",  # not confirmed for turbo
         "activation_dropout": 0.0,
         "activation_function": "gelu",
-        "apply_spec_augment": False,
         "architectures": ["WhisperForConditionalGeneration"],
         "attention_dropout": 0.0,
-        "begin_suppress_tokens": [220, 50257],
+        "begin_suppress_tokens": [220, 50256] if turbo else [220, 50257],
         "bos_token_id": 50257,
-        "classifier_proj_size": 256,
         "d_model": d.d_model,
         "decoder_attention_heads": d.heads,
         "decoder_ffn_dim": d.ffn,
@@ -84,33 +106,43 @@ def config_json(name: str, layers: int | None = None) -> dict[str, Any]:
         "eos_token_id": 50257,
         "init_std": 0.02,
         "is_encoder_decoder": True,
-        "mask_feature_length": 10,
-        "mask_feature_min_masks": 0,
-        "mask_feature_prob": 0.0,
-        "mask_time_length": 10,
-        "mask_time_min_masks": 2,
-        "mask_time_prob": 0.05,
         "max_length": 448,
         "max_source_positions": 1500,
         "max_target_positions": 448,
-        "median_filter_width": 7,
         "model_type": "whisper",
         "num_hidden_layers": enc,
         "num_mel_bins": d.num_mel_bins,
         # large-v3's config.json says 50256 (a BPE token; generation uses generation_config's
-        # 50257). Recalled from the Hub file, not confirmable offline.
-        "pad_token_id": 50256 if large else 50257,
+        # 50257); turbo's says 50257 (sources above)
+        "pad_token_id": 50256 if large and not turbo else 50257,
         "scale_embedding": False,
         "torch_dtype": d.dtype,
-        "transformers_version": "4.36.0.dev0" if large else "4.27.0.dev0",
+        # transformers_version: 4.27.0.dev0 for the 2022 files, 4.36.0.dev0 for large-v3 and
+        # 4.46.0.dev0 for turbo are recalled from the Hub files, not confirmed (the vendored
+        # copies drop the key)
+        "transformers_version": "4.46.0.dev0" if turbo else "4.36.0.dev0" if large else "4.27.0.dev0",
         "use_cache": True,
-        "use_weighted_layer_sum": False,
         "vocab_size": d.vocab_size,
     }
-    if not large:
+    if large:
+        config.update(_LATER_KEYS)
+    else:
         # the early conversions stored the decoding prompt in config.json
         config["forced_decoder_ids"] = [[1, 50259], [2, 50359], [3, 50363]]
-    return config
+    if turbo:
+        del config["max_length"]
+    return dict(sorted(config.items()))
+
+
+def config_suppress_tokens(name: str, generation_suppress: list[int]) -> list[int] | None:
+    """``suppress_tokens`` of the 2022 ``config.json`` files (None for large-v3 / turbo, which have
+    none): the generation config's list, except that whisper-small's config.json lacks
+    ``<|translate|>`` 50358 and ``<|transcribe|>`` 50359 (86 ids; tiny and base: 88, as in their
+    generation_config.json), per the vendored copies cited above."""
+    if WHISPER[name].vocab_size == 51866:
+        return None
+    drop = {50358, 50359} if name == "whisper-small" else set()
+    return [t for t in generation_suppress if t not in drop]
 
 
 def alignment_heads(name: str, decoder_layers: int) -> list[list[int]]:
@@ -156,6 +188,9 @@ def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: 
     # reduced layers may leave none of OpenAI's heads: then the library's default (upper half)
     generation = whisper_generation_config(config, alignment_heads(name, config.decoder_layers) or None)
     generation.save_pretrained(out_dir)
+    suppress = config_suppress_tokens(name, list(generation.suppress_tokens))
+    if suppress is not None:
+        config_data = dict(sorted({**config_data, "suppress_tokens": suppress}.items()))
     # save_pretrained may have rewritten config.json (processor/generation savers do not, but be sure)
     write_json(out_dir / "config.json", config_data)
     return out_dir
