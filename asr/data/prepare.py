@@ -48,14 +48,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from asr.data.formats import read_corpus, resolve_format
 from asr.data.manifest import Utterance, write_manifest
-from asr.data.records import MISSING_AUDIO, MISSING_FROM_SPLIT_FILES, Suspect
+from asr.data.records import MISSING_AUDIO, MISSING_FROM_SPLIT_FILES, ReadResult, Suspect
 from asr.data.splits import SPLITS, SplitResult, assign_splits, check_split_options, parse_ratios
 from asr.data.validate import build_report, check_candidates, printable, write_suspects_csv
 from asr.errors import ASRError, ConfigError, DataError
@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 Ratios = str | Sequence[float]
+Reader = Callable[[Path, Path], ReadResult]  # (data_root, audio_dir) -> candidates and suspects
 DEFAULT_RATIOS = (8, 1, 1)
 
 
@@ -161,6 +162,32 @@ def prepare_manifests(
     return _prepare("manifest", manifests, output_dir, options)
 
 
+def prepare_hf_dataset(
+    dataset: PathLike,
+    output_dir: PathLike,
+    *,
+    config: str | None = None,
+    audio_column: str = "audio",
+    text_column: str = "text",
+    split_map: str | Mapping[str, str] | None = None,
+    **options: Unpack[SplitOptions],
+) -> PrepareResult:
+    """A Hugging Face dataset: a Hub name (``datasets.load_dataset``, through ``HF_ENDPOINT`` and
+    the saved login), a local folder ``load_dataset`` reads (``audiofolder``...) or a
+    ``save_to_disk`` folder (:mod:`asr.data.hf_datasets`). ``split_map`` (``"train=train,
+    validation=dev"``: ours=theirs) picks the dataset's splits; a dataset with one split and no
+    map gets the default split rule, as an unsplit corpus does.
+
+    >>> result = prepare_hf_dataset("me/changsha-clips", "prepared", split_map="validation=dev")  # doctest: +SKIP
+    """
+    from asr.data.hf_datasets import HFSource, parse_split_map, read_hf_dataset
+
+    source = HFSource(str(dataset), config, audio_column, text_column, parse_split_map(split_map))
+    return _prepare(
+        "hf", dataset, output_dir, options, reader=lambda _, audio: read_hf_dataset(source, audio)
+    )
+
+
 PREPARERS: dict[str, Callable[..., PrepareResult]] = {
     "csmage": prepare_csmage,
     "video": prepare_videos,
@@ -187,13 +214,20 @@ def _check_options(
     return data_root, output_dir, ratio_values
 
 
-def _prepare(layout: str, data_root: PathLike, output_dir: PathLike, options: SplitOptions) -> PrepareResult:
-    """Read, check, split and write: the body of every ``prepare_*`` function."""
+def _prepare(
+    layout: str,
+    data_root: PathLike,
+    output_dir: PathLike,
+    options: SplitOptions,
+    reader: Reader | None = None,
+) -> PrepareResult:
+    """Read (with ``reader``, else the reader of ``layout``), check, split and write: the body of
+    every ``prepare_*`` function."""
     data_root, out, ratio_values = _check_options(data_root, output_dir, options)
     protocol, split_files = options.get("protocol"), options.get("split_files")
     split_dir = None if split_files is None else Path(split_files)
     audio_dir = out / "audio"
-    read = read_corpus(data_root, audio_dir, layout)
+    read = reader(data_root, audio_dir) if reader else read_corpus(data_root, audio_dir, layout)
     log.info("%s: %d candidate utterances, %d problems while reading", read.format, len(read.candidates),
              len(read.suspects))  # fmt: skip
     checked = check_candidates(read.candidates, audio_dir)
@@ -211,7 +245,7 @@ def _prepare(layout: str, data_root: PathLike, output_dir: PathLike, options: Sp
     report = build_report(
         splits,
         suspects,
-        data_root=data_root,
+        data_root=data_root if data_root.exists() else str(data_root),  # a Hub dataset name stays a name
         layout=read.format,
         sources=read.sources,
         provenance=chosen.provenance,

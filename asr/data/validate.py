@@ -210,10 +210,19 @@ def invalid_unicode(value: str) -> str:
 
 
 def _converted_path(audio_dir: Path, utt_id: str) -> Path:
+    return audio_dir / "converted" / f"{safe_stem(utt_id)}.wav"
+
+
+def safe_stem(utt_id: str) -> str:
+    """``utt_id`` usable as a file name (other characters become ``_``, plus a hash of the id).
+
+    >>> safe_stem("video_1_1"), safe_stem("spk 1/utt")
+    ('video_1_1', 'spk_1_utt-d249a946')
+    """
     safe = re.sub(r"[^\w.-]", "_", utt_id)
     if safe != utt_id:
         safe += "-" + hashlib.sha1(utt_id.encode()).hexdigest()[:8]
-    return audio_dir / "converted" / f"{safe}.wav"
+    return safe
 
 
 # Reports ---------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ def build_report(
     splits: Mapping[str, Sequence[Utterance]],
     suspects: Sequence[Suspect],
     *,
-    data_root: Path,
+    data_root: Path | str,
     layout: str,
     sources: Sequence[str],
     provenance: Mapping[str, Any],
@@ -250,7 +259,7 @@ def build_report(
     per_split = {name: list(part) for name, part in splits.items()}
     per_split["all"] = rows
     return {
-        "data_root": str(data_root.resolve()),
+        "data_root": str(data_root.resolve()) if isinstance(data_root, Path) else data_root,
         "layout": layout,
         "sources": list(sources),
         "formats_seen": sorted({str(u.extra.get("format", layout)) for u in rows}),

@@ -9,12 +9,14 @@
 
 from asr.metrics.compare import paired_bootstrap
 from asr.metrics.corpus import UTTERANCE_FIELDS, ScoreResult, cer, score
+from asr.metrics.hf import hf_metric
 from asr.metrics.prediction_files import read_predictions, write_score
 
 __all__ = [
     "UTTERANCE_FIELDS",
     "ScoreResult",
     "cer",
+    "hf_metric",
     "paired_bootstrap",
     "read_predictions",
     "score",
