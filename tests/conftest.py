@@ -34,28 +34,41 @@ def write_wav(
 
 def write_video(path: Path, seconds: float = 1.0, sample_rate: int = 16000, video: bool = True) -> Path:
     """An AAC audio track (optionally with a tiny H.264/MPEG-4 picture) muxed with PyAV."""
+    return mux_media(path, _signal(seconds, sample_rate, 1, 330.0)[:, 0], sample_rate, video)
+
+
+def mux_media(
+    path: Path, samples: np.ndarray | None, sample_rate: int = 16000, video: bool = True, seconds: float = 1.0
+) -> Path:
+    """Mono ``samples`` as AAC (none: no audio stream), plus a tiny picture track when ``video``."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    samples = _signal(seconds, sample_rate, 1, 330.0)[:, 0]
+    if samples is not None:
+        seconds = samples.size / sample_rate
     with av.open(str(path), "w") as container:
-        audio = container.add_stream("aac", rate=sample_rate)
-        audio.layout = "mono"
+        audio = None
+        if samples is not None:
+            audio = container.add_stream("aac", rate=sample_rate)
+            audio.layout = "mono"
         picture = None
         if video:
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             picture = container.add_stream(codec, rate=10)
             picture.width, picture.height, picture.pix_fmt = 32, 32, "yuv420p"
-        for start in range(0, samples.size, 1024):
-            frame = av.AudioFrame.from_ndarray(
-                samples[None, start : start + 1024], format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = sample_rate, start
-            container.mux(audio.encode(frame))
-        container.mux(audio.encode(None))
+        if audio is not None:
+            for start in range(0, samples.size, 1024):
+                frame = av.AudioFrame.from_ndarray(
+                    samples[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                frame.sample_rate, frame.pts = sample_rate, start
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode(None))
         if picture is not None:
             for index in range(max(1, round(seconds * 10))):
-                image = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 20, np.uint8), format="rgb24")
+                image = av.VideoFrame.from_ndarray(
+                    np.full((32, 32, 3), index * 20 % 256, np.uint8), format="rgb24"
+                )
                 image.pts = index
                 container.mux(picture.encode(image))
             container.mux(picture.encode(None))
