@@ -26,6 +26,7 @@ from asr.io import check_output_dir, sha256_file
 from asr.metrics import ScoreResult
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
+from asr.report.html import write_error_report
 from asr.run_records import EvalRecord, RunSettings
 from asr.runinfo import provenance
 
@@ -161,6 +162,7 @@ def score_rows(
         **context,
     )
     write_score(result, out_dir / "metrics.json", out_dir / "per_utterance.csv", record=record)
+    write_error_report(out_dir)
     return EvalResult(record, result)
 
 

@@ -21,11 +21,20 @@ def append_section(text: str, path: Path = BENCHMARKS) -> None:
         f.write(text if text.startswith("\n") else "\n" + text)
 
 
+def stamp() -> str:
+    """The date and commit a section is measured at (each section carries its own)."""
+    from datetime import date
+
+    from asr.runinfo import git_commit
+
+    return f"Measured on {date.today().isoformat()} at commit `{git_commit() or 'unknown'}`.\n"
+
+
 def publish(text: str, write: bool = True) -> None:
-    """Print a benchmark's table and, unless ``write`` is false, append it to BENCHMARKS.md."""
+    """Print a benchmark's table and, unless ``write`` is false, append it (dated, with the commit) to BENCHMARKS.md."""
     print(text)
     if write:
-        append_section(text)
+        append_section(text.rstrip("\n") + "\n\n" + stamp())
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, phases: tuple[str, ...]) -> None:

@@ -14,14 +14,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from asr.data.manifest import read_manifest
 from asr.errors import ASRError
-from asr.inference import EvalSettings, evaluate, run_settings, save_run_settings
 from asr.io import atomic_write, check_output_dir, write_text
-from asr.models import load_model
 from asr.models.registry import MODELS
-from asr.models.spec import DecodeOptions
 from asr.run_records import CorpusMetrics
+from asr.zero_shot import evaluate_model
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +78,20 @@ def write_table(out: Path, rows: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
-    utts = read_manifest(args.manifest)[: args.limit]
     rows = []
     for name in args.models:
         out = args.out / Path(name).name
         try:
-            model = load_model(name, device=args.device)
-            decode = DecodeOptions(beam_size=args.beam_size, language=model.spec.language)
-            settings = EvalSettings(
-                batch_size=model.spec.eval_batch_size, decode=decode, progress=not args.no_progress
+            result = evaluate_model(
+                name,
+                args.manifest,
+                out,
+                device=args.device,
+                limit=args.limit,
+                beam_size=args.beam_size,
+                progress=not args.no_progress,
             )
-            save_run_settings(
-                out, run_settings(model, name, args.manifest, args.limit, settings), resume=True
-            )
-            result = evaluate(model, utts, out, settings, resume=True, model_source=name)
             rows.append(_row(name, result.record.metrics))
-            del model
         except ASRError as err:
             log.error("%s: %s", name, err)
             rows.append(_row(name, None, str(err)))

@@ -24,10 +24,20 @@ import yaml
 
 from asr import __version__
 from asr.errors import DataError
+from asr.export.card_corpus import (
+    V2_PROTOCOL,
+    data_limitation,
+    data_terms,
+    small_test_split,
+    trained_on,
+    training_data_section,
+    uses_csmage,
+)
 from asr.io import iter_jsonl
 from asr.models.base import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
+from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus
 from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, Record
 
 log = logging.getLogger(__name__)
@@ -35,18 +45,10 @@ log = logging.getLogger(__name__)
 NOT_AVAILABLE = "not available"
 DATASET_ID = "CS-Mage"
 V2_TEST_SIZE = 165
-V2_PROTOCOL = "CS-Mage v2 split (760/160/165)"
 NORMALIZATION = "CS-Mage normalization"
 CURVE_FILE = "training_curve.png"
 RUN_FILES = ("config.yaml", "metrics_test.json", "summary.json")  # copied to the export's run/ folder
 R = TypeVar("R", bound=Record)
-
-DATASET_TERMS = (
-    "CS-Mage is distributed by its authors for **non-commercial research and education only**. "
-    "This model was trained on it and inherits those terms: do not use it commercially. "
-    "The corpus itself is not redistributed here; obtain it from its authors "
-    "(https://github.com/Yaoooyu/CS-Mage)."
-)
 
 
 # --- run records ---------------------------------------------------------------------------------
@@ -67,6 +69,7 @@ class RunRecords:
     train_log: list[dict[str, Any]] = field(default_factory=list)
     curve: Path | None = None
     problems: list[str] = field(default_factory=list)
+    corpus: CorpusInfo = field(default_factory=lambda: UNKNOWN)
 
     @classmethod
     def load(cls, run_dir: Path | None) -> RunRecords:
@@ -79,7 +82,18 @@ class RunRecords:
         records.train_log = records._jsonl(run_dir / "train_log.jsonl")
         curve = run_dir / CURVE_FILE
         records.curve = curve if curve.is_file() and curve.stat().st_size > 0 else None
+        records.corpus = records._corpus()
         return records
+
+    def _corpus(self) -> CorpusInfo:
+        """The corpus: summary.json's record of it, else the prepared data the run points at."""
+        recorded = self.summary.corpus if self.summary else None
+        if isinstance(recorded, dict) and recorded.get("kind"):
+            return CorpusInfo.from_json(recorded)
+        config = self.summary.config if self.summary else self.config
+        data = config.get("data") if isinstance(config, dict) else None
+        manifest = self.metrics.manifest if self.metrics else None
+        return find_corpus(data=data, manifest=manifest)
 
     def _problem(self, path: Path, err: Any) -> None:
         log.warning("%s: unreadable, left out of the model card (%s)", path, err)
@@ -214,14 +228,17 @@ class CardInfo:
         return f"{self.spec.name}-cs-mage"
 
 
-def protocol(metrics: CorpusMetrics | dict[str, Any]) -> tuple[str, bool]:
+def protocol(metrics: CorpusMetrics | dict[str, Any], corpus: CorpusInfo = UNKNOWN) -> tuple[str, bool]:
     """``(label, is_v2)``: the split and normalization the test CER was measured with."""
     data = metrics.to_json() if isinstance(metrics, CorpusMetrics) else metrics
     norm = data.get("normalization")
     extras = [k for k, v in norm.items() if v] if isinstance(norm, dict) else []
     normalization = NORMALIZATION + (f" + {', '.join(extras)}" if extras else "")
     n = data.get("n_utterances")
-    if n == V2_TEST_SIZE:
+    if not uses_csmage(corpus):
+        size = f"{n} utterances" if isinstance(n, int) else "unknown size"
+        return f"{corpus.label()}, test split of {size}, {corpus.protocol_text()}, {normalization}", False
+    if n == V2_TEST_SIZE and corpus.protocol in (None, "v2"):
         return f"{V2_PROTOCOL}, {normalization}", True
     size = f"{n} utterances" if isinstance(n, int) else "unknown size"
     return f"CS-Mage test split of {size} (not the {V2_TEST_SIZE}-clip v2 test split), {normalization}", False
@@ -242,14 +259,15 @@ def card_data(info: CardInfo, records: RunRecords) -> Any:
     eval_results = None
     metrics = records.test_metrics
     cer = _number(metrics.cer) if metrics else None
+    csmage = uses_csmage(records.corpus)
     if metrics and cer is not None:
-        label, _ = protocol(metrics)
+        label, _ = protocol(metrics, records.corpus)
         eval_results = [
             EvalResult(
                 task_type="automatic-speech-recognition",
                 task_name="Automatic Speech Recognition",
-                dataset_type=DATASET_ID,
-                dataset_name=f"CS-Mage (Changsha dialect), {label}",
+                dataset_type=DATASET_ID if csmage else records.corpus.name,
+                dataset_name=f"CS-Mage (Changsha dialect), {label}" if csmage else label,
                 dataset_config=label,
                 dataset_split="test",
                 metric_type="cer",
@@ -264,7 +282,7 @@ def card_data(info: CardInfo, records: RunRecords) -> Any:
         license_name=spec.license.name,
         license_link=spec.license.link,
         base_model=spec.hub_id or None,
-        datasets=[DATASET_ID],
+        datasets=[DATASET_ID] if csmage else None,
         tags=tags,
         library_name=family.card_library(info.mode == "adapter"),
         pipeline_tag="automatic-speech-recognition",
@@ -292,7 +310,7 @@ def _results_section(records: RunRecords) -> str:
         return "## Results\n\nTest metrics: not available (no metrics_test.json in the run folder).\n\n" + (
             _comparison_section(records)
         )
-    label, is_v2 = protocol(metrics)
+    label, is_v2 = protocol(metrics, records.corpus)
     rows = [
         ("CER", pct(metrics.cer)),
         ("CER 95% CI (bootstrap)", ci_pct(metrics.cer_ci95)),
@@ -314,8 +332,9 @@ def _results_section(records: RunRecords) -> str:
         "",
     ]
     if not is_v2:
+        what = "split" if uses_csmage(records.corpus) else "split of CS-Mage"
         text += [
-            "This is not the official 165-clip v2 test split, so it is not comparable to published results.",
+            f"This is not the official 165-clip v2 test {what}, so it is not comparable to published results.",
             "",
         ]
     decoding = records.metrics.decoding if records.metrics else None
@@ -441,16 +460,14 @@ def _usage_section(info: CardInfo) -> str:
     return "\n".join(lines)
 
 
-def _limitations(family: str) -> str:
+def _limitations(family: str, corpus: CorpusInfo) -> str:
     lines = [
         "## Limitations",
         "",
-        "- Trained on one small corpus of Changsha-dialect speech (CS-Mage, 1,085 short clips in all): "
-        "expect much higher error rates on other Xiang varieties, other dialects, noisy audio, or "
-        "topics the clips do not cover.",
+        data_limitation(corpus),
         "- Dialect words may lack a standard written form; the corpus's character choices define what "
         "counts as correct, so CER partly measures agreement with its orthography.",
-        "- The test split is small (165 clips in the v2 protocol), hence the wide confidence intervals.",
+        small_test_split(corpus),
         *family_class(family).card_limitations(),
         "- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.",
         "",
@@ -470,16 +487,11 @@ def build_card(info: CardInfo, records: RunRecords, *, has_curve: bool | None = 
         f"# {info.model_name}",
         "",
         f"A speech recognition {what} for the **Changsha dialect** (长沙话, Xiang Chinese), fine-tuned from "
-        f"`{spec.hub_id or spec.name}` on the CS-Mage corpus with the cs-mage-asr toolkit.",
+        f"`{spec.hub_id or spec.name}` on {trained_on(records.corpus)} with the cs-mage-asr toolkit.",
         "",
         "## Training data",
         "",
-        "CS-Mage: 1,085 Changsha-dialect clips (16 kHz mono) with Chinese-character transcripts. "
-        f"Splits follow the {V2_PROTOCOL} protocol (train/validation/test clips) unless the results "
-        "section says otherwise.",
-        "",
-        DATASET_TERMS,
-        "",
+        *training_data_section(records.corpus),
     ]
     problems = [f"- {p}" for p in records.problems]
     run_dir = records.run_dir
@@ -489,13 +501,13 @@ def build_card(info: CardInfo, records: RunRecords, *, has_curve: bool | None = 
         _results_section(records),
         _training_section(info, records, has_curve),
         _usage_section(info),
-        _limitations(spec.family),
+        _limitations(spec.family, records.corpus),
         "## License and terms",
         "",
         f"Weights: the base model's license (`{data.license}`"
         + (f", {data.license_link}" if data.license_link else "")
         + "). Data terms: "
-        + DATASET_TERMS,
+        + data_terms(records.corpus),
         "",
         "## Provenance",
         "",

@@ -44,6 +44,7 @@ from asr.inference import EvalResult, EvalSettings, evaluate
 from asr.metrics import paired_bootstrap
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
+from asr.report.corpus import corpus_summary
 from asr.run_records import FinetuneSummary, TestComparison
 from asr.runinfo import provenance
 from asr.train.dataset import SpeechCollator, SpeechDataset
@@ -366,6 +367,7 @@ class FinetuneRecipe:
             method=cfg.method,
             output_dir=str(self.out),
             best_dir=str(self.best_dir),
+            corpus=corpus_summary(cfg.data),
             best_checkpoint=state.best_model_checkpoint,
             best_step=self.best_step,
             best_validation_cer=validation_cer_at(records, self.best_step),

@@ -1,0 +1,218 @@
+"""Leaderboard rows from run folders, read through :mod:`asr.run_records`.
+
+A folder passed to ``asr report`` is one of:
+
+- an evaluation (``metrics.json``): one row;
+- a fine-tuning run (``summary.json`` / ``metrics_test.json``): its zero-shot row (``zero_shot/``)
+  and its fine-tuned row (``test/``);
+- a benchmark stage marked skipped (``stage.json`` with ``status: skipped``): a row with the reason;
+- anything else (a benchmark or ``asr zero-shot`` output): its sub-folders, in name order.
+
+A ``stage.json`` (written by ``asr benchmark``) gives the row's standalone command; otherwise the
+command, commit and date come from the record's provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asr.errors import DataError
+from asr.models.registry import MODELS
+from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus
+from asr.report.utterances import load_utterances
+from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, RunSettings
+
+STAGE_FILE = "stage.json"
+SETTINGS = {"lora": "LoRA", "full": "full", "decoder": "decoder"}
+ZERO_SHOT = "zero-shot"
+
+
+@dataclass
+class Row:
+    """One leaderboard line: an evaluation on a test split, or a model that was skipped."""
+
+    model: str
+    setting: str
+    status: str = "ok"  # ok | skipped
+    reason: str = ""
+    metrics: CorpusMetrics | None = None
+    eval_dir: Path | None = None
+    run_dir: Path | None = None
+    manifest: Path | None = None
+    command: str | None = None
+    commit: str | None = None
+    date: str | None = None
+    corpus: CorpusInfo = field(default_factory=lambda: UNKNOWN)
+    note: str = ""
+    significance: dict[str, Any] | None = None
+    _utterances: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.setting}"
+
+    @property
+    def short_commit(self) -> str:
+        """The commit's first 12 hex digits, ``-dirty`` kept."""
+        sha = self.commit or ""
+        return sha[:12] + ("-dirty" if sha.endswith("-dirty") else "")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.metrics is not None
+
+    def utterances(self) -> list[dict[str, Any]]:
+        """Per-utterance results (read once; empty without ``per_utterance.csv``)."""
+        if self._utterances is None:
+            self._utterances = load_utterances(self.eval_dir, self.manifest) if self.eval_dir else []
+        return self._utterances
+
+    def rate(self, count: str) -> float | None:
+        """``substitutions``/``deletions``/``insertions`` per reference character."""
+        m = self.metrics
+        return getattr(m, count) / m.ref_chars if m and m.ref_chars else None
+
+
+def _stage(folder: Path) -> dict[str, Any]:
+    path = folder / STAGE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise DataError(f"{path}: not JSON ({err})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _manifest(eval_dir: Path, record: EvalRecord, data: Any = None) -> Path | None:
+    if record.manifest:
+        return Path(record.manifest)
+    run_json = eval_dir / "run.json"
+    if run_json.is_file():
+        return Path(RunSettings.load(run_json).manifest)
+    if data:
+        return Path(str(data)) / "manifests" / f"{record.split or 'test'}.jsonl"
+    return None
+
+
+def _provenance(record: Any, stage: dict[str, Any]) -> dict[str, Any]:
+    prov = getattr(record, "provenance", None) or {}
+    return {
+        "command": stage.get("command") or prov.get("command"),
+        "commit": prov.get("git_commit"),
+        "date": prov.get("created"),
+    }
+
+
+def eval_row(eval_dir: Path, setting: str | None = None, data: Any = None, **extra: Any) -> Row:
+    """The row of one evaluation folder (``metrics.json``)."""
+    record = EvalRecord.load(eval_dir / "metrics.json")
+    stage = _stage(eval_dir)
+    name = record.model or eval_dir.name
+    if setting is None:
+        source = record.model_source or name
+        base = record.zero_shot or (not record.checkpoint and source in MODELS)
+        setting = ZERO_SHOT if base else stage.get("setting", "fine-tuned")
+    manifest = _manifest(eval_dir, record, data)
+    return Row(
+        model=stage.get("model", name),
+        setting=setting,
+        metrics=record.metrics,
+        eval_dir=eval_dir,
+        run_dir=eval_dir,
+        manifest=manifest,
+        corpus=find_corpus(data=data, manifest=manifest),
+        **{**_provenance(record, stage), **extra},
+    )
+
+
+def finetune_rows(run_dir: Path) -> list[Row]:
+    """The zero-shot row (if the run decoded its base model) and the fine-tuned row of a run."""
+    summary = FinetuneSummary.load(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else None
+    stage = _stage(run_dir)
+    data = (summary.config or {}).get("data") if summary else None
+    method = summary.method if summary else stage.get("method", "")
+    setting = SETTINGS.get(method, method or "fine-tuned")
+    rows = []
+    if (run_dir / "zero_shot" / "metrics.json").is_file():
+        rows.append(eval_row(run_dir / "zero_shot", ZERO_SHOT, data, run_dir=run_dir))
+    tuned_dir = run_dir / "test" if (run_dir / "test" / "per_utterance.csv").is_file() else run_dir
+    record = EvalRecord.load(run_dir / "metrics_test.json")
+    manifest = _manifest(tuned_dir, record, data)
+    prov = _provenance(summary or record, stage)
+    for row in rows:  # the zero-shot decode was part of the same command
+        row.command = row.command or prov["command"]
+    rows.append(
+        Row(
+            model=summary.model if summary else (record.model or run_dir.name),
+            setting=setting,
+            metrics=record.metrics,
+            eval_dir=tuned_dir,
+            run_dir=run_dir,
+            manifest=manifest,
+            corpus=find_corpus(data=data, manifest=manifest),
+            note=f"best step {record.best_step}" if record.best_step is not None else "",
+            **prov,
+        )
+    )
+    return rows
+
+
+def skipped_row(folder: Path, stage: dict[str, Any]) -> Row:
+    return Row(
+        model=stage.get("model", folder.name),
+        setting=stage.get("setting", "?"),
+        status=stage.get("status", "skipped"),
+        reason=str(stage.get("reason") or f"not finished (stage {stage.get('status', 'unknown')})"),
+        run_dir=folder,
+        command=stage.get("command"),
+    )
+
+
+def collect(folders: list[Path]) -> list[Row]:
+    """Rows of every folder (see module docstring), duplicates of the same decode dropped."""
+    rows: list[Row] = []
+    for folder in folders:
+        rows += _rows_of(Path(folder))
+    return _dedupe(rows)
+
+
+def _rows_of(folder: Path) -> list[Row]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such run folder")
+    stage = _stage(folder)
+    finished = (folder / "metrics.json").is_file() or (folder / "metrics_test.json").is_file()
+    if stage.get("status") in ("skipped", "failed") or (stage and not finished):
+        return [skipped_row(folder, stage)]
+    if (folder / "metrics_test.json").is_file():
+        return finetune_rows(folder)
+    if (folder / "metrics.json").is_file():
+        return [eval_row(folder)]
+    rows: list[Row] = []
+    for sub in sorted(
+        (p for p in folder.iterdir() if p.is_dir()), key=lambda p: (p.name != "zero-shot", p.name)
+    ):
+        rows += _rows_of(sub) if _has_results(sub) else []
+    return rows
+
+
+def _has_results(folder: Path, depth: int = 2) -> bool:
+    markers = (STAGE_FILE, "metrics.json", "metrics_test.json")
+    if any((folder / m).is_file() for m in markers):
+        return True
+    return depth > 0 and any(_has_results(p, depth - 1) for p in folder.iterdir() if p.is_dir())
+
+
+def _dedupe(rows: list[Row]) -> list[Row]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for row in rows:
+        m = row.metrics
+        key = (row.model, row.setting, m.errors, m.ref_chars, m.n_utterances) if m else (id(row),)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
