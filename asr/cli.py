@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("recipes.finetune", "fine-tune a model from a YAML config"),
     "export": ("recipes.export", "export a checkpoint (safetensors, card, Hub, CTranslate2)"),
     "make-demo": ("recipes.make_demo", "regenerate the bundled demo corpus with espeak-ng"),
+    "report": ("recipes.report", "leaderboard of finished runs: tables, plots, HTML error reports"),
+    "benchmark": ("recipes.benchmark", "zero-shot all eight, fine-tune a subset, write the leaderboard"),
+    "transcribe": ("recipes.transcribe", "transcribe whole videos and recordings to SRT/VTT/JSON/TXT"),
+    "segment": ("recipes.segment", "cut recordings into CS-Mage clips with draft transcripts"),
 }
 
 

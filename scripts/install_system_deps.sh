@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the toolkit uses (espeak-ng: demo/test speech) when missing.
+# Installs the Debian packages the toolkit uses (espeak-ng: demo/test speech; chromium: the HTML
+# report's browser test) when missing.
 # As root it installs them; otherwise it prints the command to run.
 set -euo pipefail
-PACKAGES=(espeak-ng)
+PACKAGES=(espeak-ng chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

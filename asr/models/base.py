@@ -138,6 +138,10 @@ class ASRModel(ABC):
     card_tag: ClassVar[str]  # the family's Hub tag in a model card
     peft_base_class: ClassVar[str | None] = None  # transformers class an exported adapter loads onto
     supports_ct2: ClassVar[bool] = False  # ``asr export --ct2``
+    # Longest audio one ``transcribe`` input should hold (``asr transcribe`` cuts pieces to it):
+    # Whisper's 30 s context; the CTC and funasr models take longer input but were trained on
+    # short clips, so they get the same.
+    max_input_seconds: ClassVar[float] = 30.0
 
     def __init__(self, spec: ModelSpec, device: torch.device | str, dtype: torch.dtype) -> None:
         self.spec = spec
@@ -309,6 +313,17 @@ class ASRModel(ABC):
             return False
         config.apply_spec_augment = False
         return True
+
+    def set_audio_context(self, audio_context: str, consistency_weight: float = 0.0) -> None:
+        """Train (and record for decoding) at a shorter audio context; only fixed-context encoders
+        (Whisper) have one. Other families take any length already, so only ``full`` is accepted."""
+        from asr.errors import ConfigError
+
+        if audio_context != "full" or consistency_weight:
+            raise ConfigError(
+                f"audio_context/consistency_weight apply to Whisper only; the {self.family} family "
+                "already encodes each clip at its own length (leave audio_context: full)"
+            )
 
     def lora_targets(self) -> tuple[str, ...]:
         """The spec's LoRA target modules, else the family's default."""
