@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.vad_threshold,
         neg_threshold=min(SegmentOptions.neg_threshold, args.vad_threshold),
         pad_ms=150.0,
+        max_pause_seconds=None,  # a clip is one slice of the recording
     )
     settings = PipelineSettings(batch_size=batch, segments=segments, progress=not args.no_progress)
     report = segment_media(args.media, args.out, transcriber, name, settings, first_video=args.first_video)

@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-gap", type=float, default=SegmentOptions.max_gap_seconds, help="longest pause inside a piece"
     )
+    parser.add_argument(
+        "--max-pause",
+        type=float,
+        default=None,
+        help="shorten pauses inside a piece to this many seconds: fewer pieces, faster (default: keep them)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
 
 
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         max_gap_seconds=args.max_gap,
         threshold=args.vad_threshold,
         neg_threshold=min(SegmentOptions.neg_threshold, args.vad_threshold),
+        max_pause_seconds=args.max_pause,
     )
     settings = PipelineSettings(
         batch_size=args.batch_size or model.spec.eval_batch_size,

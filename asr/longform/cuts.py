@@ -1,7 +1,8 @@
 """One media file as a stream of speech pieces with their audio (decode -> VAD -> segmenter).
 
 Only the audio that a piece still open can use is kept: from :meth:`Segmenter.keep_from`
-to the newest block, so a file of any length runs in memory bounded by ``max_seconds``.
+to the newest block, so a file of any length runs in memory bounded by the longest piece
+(``max_seconds``, or twice that on the file's clock when pauses are cut out of pieces).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from asr.longform.vad import FRAME_SAMPLES, StreamingVAD, frame_energy
 
 @dataclass
 class Cut:
-    """One piece: ``start``/``end`` in samples from the start of the file, and its audio."""
+    """One piece: ``start``/``end`` in samples from the start of the file, and its audio (long pauses cut out)."""
 
     start: int
     end: int
@@ -58,10 +59,17 @@ class CutStream:
             spans = segmenter.push(probs, energy)
             if last:
                 spans += segmenter.finish()
-            for start, end in spans:
-                a, b = start * FRAME_SAMPLES, min(end * FRAME_SAMPLES, self.samples)
-                yield Cut(a, b, buffer[a - base : b - base].copy())
+            for span in spans:
+                a, b = span.start * FRAME_SAMPLES, min(span.end * FRAME_SAMPLES, self.samples)
+                yield Cut(a, b, _audio(buffer, base, a, b, span.removed))
             keep = min(segmenter.keep_from() * FRAME_SAMPLES, self.samples)
             if keep > base:
                 buffer, base = buffer[keep - base :], keep
             block = following
+
+
+def _audio(buffer: np.ndarray, base: int, a: int, b: int, removed: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Samples ``a`` to ``b`` of the file (``buffer`` starts at ``base``) without the ``removed`` frames."""
+    bounds = [a, *(x for cut in removed for x in (cut[0] * FRAME_SAMPLES, cut[1] * FRAME_SAMPLES)), b]
+    parts = [buffer[lo - base : hi - base] for lo, hi in zip(bounds[::2], bounds[1::2], strict=True)]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()

@@ -47,14 +47,14 @@ class Piece:
     wave: np.ndarray | None
     raw: str = ""
     text: str = ""
+    duration: float = field(init=False)  # seconds of audio decoded (pauses cut out not counted)
+
+    def __post_init__(self) -> None:
+        self.duration = (self.end - self.start) if self.wave is None else self.wave.size / TARGET_SAMPLE_RATE
 
     @property
     def id(self) -> str:
         return f"{self.media:06d}:{self.index:06d}"
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
 
 
 @dataclass

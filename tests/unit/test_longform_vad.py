@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,26 @@ def test_pieces_start_and_end_at_the_speech_within_a_few_vad_frames(
     # and ends once the probability has fallen (the model lags speech by about 3 frames)
     assert ends.min() >= 0 and ends.max() <= 5, ends
     assert stream.samples == rec.audio.size
+
+
+def test_cut_out_pauses_leave_the_speech_and_fewer_pieces(tmp_path: Path, vad: StreamingVAD) -> None:
+    rec = join(demo_clips(24), pauses=[1.5])
+    path = write_wav(tmp_path / "speech.wav", rec.audio)
+    whole = list(CutStream(path, vad, SegmentOptions()))
+    short = list(CutStream(path, vad, SegmentOptions(max_pause_seconds=0.4)))
+    assert len(short) < len(whole) and all(c.wave.size <= 30 * 16000 for c in short)
+    assert all(c.wave.size == c.end - c.start for c in whole)
+    assert all(c.wave.size < c.end - c.start for c in short[:-1])  # each held a 1.5 s pause
+    assert short[0].start == whole[0].start and short[-1].end == whole[-1].end
+    audio = load_audio(path)
+    for cut in short:  # its audio is whole 32 ms frames of the file, in order, first and last kept
+        file_frames = audio[cut.start : cut.end].reshape(-1, 512)
+        where = {f.tobytes(): n for n, f in enumerate(file_frames)}
+        order = [where[f.tobytes()] for f in cut.wave.reshape(-1, 512)]
+        assert order[0] == 0 and order[-1] == len(file_frames) - 1
+        assert all(b > a for a, b in itertools.pairwise(order))
+        pauses = [b - a - 1 for a, b in itertools.pairwise(order) if b > a + 1]
+        assert pauses and all(p * FRAME_SECONDS > 1.0 for p in pauses)  # only the long pauses shrank
 
 
 def test_silence_and_noise_give_no_pieces(tmp_path: Path, vad: StreamingVAD) -> None:
