@@ -14,6 +14,7 @@ from types import ModuleType
 
 from asr import __version__
 from asr.errors import ASRError
+from asr.memory import limit_heap_fragmentation
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("recipes.prepare", "build manifests and data reports from a corpus"),
@@ -52,6 +53,7 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
     module.add_arguments(parser)
     args = parser.parse_args(argv)
+    limit_heap_fragmentation()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -192,6 +192,18 @@ def run(args: argparse.Namespace) -> int:
             f"(c) asr evaluate, torch fp32, batch {args.batch_size}", run_ours("torch"), utts, audio_seconds
         ),
         timed(
+            f"(c) asr evaluate, torch fp32 --audio-context auto, batch {args.batch_size}",
+            run_ours("torch", "auto"),
+            utts,
+            audio_seconds,
+        ),
+        timed(
+            f"(c) asr evaluate, torch fp32 --audio-context 5, batch {args.batch_size}",
+            run_ours("torch", "5"),
+            utts,
+            audio_seconds,
+        ),
+        timed(
             f"(c) asr evaluate --backend ct2 int8, batch {args.batch_size}",
             run_ours("ct2"),
             utts,

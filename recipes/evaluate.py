@@ -15,8 +15,17 @@ from asr.errors import ASRError
 from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
+from asr.models.whisper_context import parse_audio_context
 
 log = logging.getLogger(__name__)
+
+
+def audio_context_arg(value: str) -> str:
+    """argparse type for ``--audio-context`` (a bad value is a usage error, exit 2)."""
+    try:
+        return parse_audio_context(value)
+    except ASRError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--audio-context",
-        default="full",
-        choices=["full", "auto"],
-        help="auto (ct2 backend): encode the batch's longest clip + 1 s instead of 30 s",
+        default=None,
+        type=audio_context_arg,
+        help="Whisper: full (30 s), auto (the batch's longest clip + 1 s in 5 s buckets, at least "
+        "10 s) or seconds (auto with that floor); default: what the checkpoint was fine-tuned at, "
+        "else auto (measured no worse than 30 s on stock whisper-base; see BENCHMARKS.md)",
     )
+    parser.add_argument(
+        "--packing",
+        action="store_true",
+        help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
+        "see BENCHMARKS.md for its CER and attribution cost)",
+    )
+    parser.add_argument("--packing-gap", type=float, default=1.0, help="silence between packed clips (s)")
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
@@ -56,6 +74,8 @@ def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int)
         guard=not args.no_guard,
         max_tokens_per_second=args.max_tokens_per_second,
         audio_context=args.audio_context,
+        packing=args.packing,
+        packing_gap_s=args.packing_gap,
     )
 
 

@@ -65,7 +65,10 @@ class DecodeOptions:
     min_new_tokens: int = 12
     repeat_limit: int = 4
     repeat_max_period: int = 16
-    audio_context: str = "full"  # "auto": encode only the batch's longest clip + 1 s (ct2 backend)
+    # Whisper checkpoints at 30 s only: pack short clips into 30 s windows (opt-in; see whisper_packing)
+    packing: bool = False
+    packing_gap_s: float = 1.0
+    audio_context: str | None = None  # Whisper: full | auto | seconds; None: the checkpoint's own (see whisper_context)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

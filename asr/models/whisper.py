@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ from transformers import (
     WhisperForConditionalGeneration,
     WhisperProcessor,
 )
+from transformers.modeling_outputs import BaseModelOutput
 
 from asr.io import read_json, write_text
 from asr.models.base import SAMPLE_RATE, ASRModel, checkpoint_dtype, python_block, unwrap_peft
@@ -31,6 +31,17 @@ from asr.models.peft_utils import (
 )
 from asr.models.registry import ATTENTION_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
+from asr.models.whisper_context import (
+    FULL_CONTEXT_FRAMES,
+    GENERATION_KEY,
+    STOCK_CONTEXT,
+    audio_context_frames,
+    consistency_loss,
+    encode,
+    parse_audio_context,
+    saved_context,
+)
+from asr.models.whisper_packing import generate_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,12 @@ def _load_processor(path: Path, num_mel_bins: int) -> WhisperProcessor:
 
     log.info("%s has no tokenizer files; using the offline openai-whisper tokenizer", path)
     return whisper_processor(num_mel_bins=num_mel_bins)
+
+
+def _own_generation_config(path: Path, fallback: GenerationConfig) -> Any:
+    """A LoRA checkpoint's own generation config (its base's lacks the fine-tuned settings)."""
+    own = path / "generation_config.json"
+    return GenerationConfig.from_pretrained(path) if own.is_file() else fallback
 
 
 def _generation_config(path: Path, model: WhisperForConditionalGeneration) -> GenerationConfig:
@@ -93,8 +110,6 @@ def _generation_json(data: dict[str, Any], language: str | None, task: str) -> d
     }
 
 
-FULL_CONTEXT_FRAMES = 3000  # 30 s of 10 ms log-mel frames
-
 # Frozen-encoder cache (see WhisperASR.loss): host-memory budget, bytes. whisper-small's output for one
 # 30 s window is 1500 x 768 values, 2.3 MB in fp16, so the default holds ~900 clips.
 ENCODER_CACHE_BYTES_ENV = "ASR_ENCODER_CACHE_BYTES"
@@ -126,19 +141,6 @@ def half_for_cache(hidden: torch.Tensor) -> torch.Tensor:
     return hidden.to("cpu", torch.bfloat16)
 
 
-def audio_context_frames(durations: list[float], audio_context: str) -> int:
-    """Log-mel frames the encoder sees: 30 s ("full", Whisper's training setup) or, with "auto",
-    the batch's longest clip + 1 s (at least 5 s), which cuts encoder work for short clips."""
-    if audio_context == "full":
-        return FULL_CONTEXT_FRAMES
-    if audio_context != "auto":
-        from asr.errors import ConfigError
-
-        raise ConfigError(f"audio_context must be full or auto, not {audio_context!r}")
-    frames = math.ceil((max(durations) + 1.0) * 100)
-    return min(FULL_CONTEXT_FRAMES, max(500, frames + frames % 2))
-
-
 class WhisperASR(ASRModel):
     """Whisper through transformers. Language/task go through the generation config."""
 
@@ -159,6 +161,10 @@ class WhisperASR(ASRModel):
         self.path: Path | None = None
         self.base_path: Path | None = None  # where the base weights of a LoRA checkpoint are
         self._ct2: Any = None
+        # Decoding default (a checkpoint's own, see whisper_context) and training context
+        self.audio_context = STOCK_CONTEXT
+        self.train_context = "full"
+        self.consistency_weight = 0.0
 
     # --- loading / saving -------------------------------------------------
     @classmethod
@@ -174,6 +180,7 @@ class WhisperASR(ASRModel):
         loaded.path = path
         loaded.base_path = base_path
         loaded.save_dtype = checkpoint_dtype(path) or checkpoint_dtype(base_path) or torch.float32
+        loaded.audio_context = saved_context(_own_generation_config(path, inner.generation_config))
         return loaded
 
     def save(self, out_dir: Path) -> None:
@@ -219,6 +226,12 @@ class WhisperASR(ASRModel):
             *pipeline_usage(model_id, call),
             "The generation config already selects Chinese transcription without timestamps. "
             "Audio longer than 30 s needs `chunk_length_s=30` in the pipeline.",
+            "",
+            "`audio_context` in `generation_config.json` is the audio context the model was "
+            "fine-tuned at (`auto`: each batch's longest clip + 1 s, at least 10 s, instead of "
+            "Whisper's 30 s). cs-mage-asr (`asr evaluate`) decodes at it by default; the "
+            "transformers pipeline above always feeds 30 s, which a model trained without a "
+            "consistency term (`consistency_weight`) handles less well.",
             "",
         ]
         if ct2_quantization:
@@ -333,9 +346,13 @@ class WhisperASR(ASRModel):
         self, waves: list[np.ndarray], options: DecodeOptions, durations: list[float] | None = None
     ) -> list[str]:
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
+        if options.packing and (options.audio_context or "full") == "full" and len(waves) > 1:
+            from asr.models.whisper_packing import transcribe_packed, unpacked
+
+            return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
+        frames = audio_context_frames(durations, self.decode_context(options))
         if self._ct2 is not None:
             feats = self.processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="np")
-            frames = audio_context_frames(durations, options.audio_context)
             seqs = self._ct2.generate(
                 feats.input_features[:, :, :frames],
                 self._prompt(options),
@@ -346,19 +363,7 @@ class WhisperASR(ASRModel):
             return [
                 self.processor.tokenizer.decode(self._text_tokens(s), skip_special_tokens=True) for s in seqs
             ]
-        if options.audio_context != "full":
-            from asr.errors import ConfigError
-
-            raise ConfigError(
-                "audio_context=auto needs the ct2 backend (transformers' encoder takes 30 s only)"
-            )
-        gen_kwargs: dict[str, Any] = {
-            "task": options.task,
-            "return_timestamps": False,
-            "num_beams": options.beam_size,
-        }
-        if options.language:
-            gen_kwargs["language"] = options.language
+        gen_kwargs = generate_kwargs(options, return_timestamps=False)
         max_new = self.max_new_tokens()
         processors = LogitsProcessorList()
         if options.guard:
@@ -366,8 +371,13 @@ class WhisperASR(ASRModel):
             eos = self._base().generation_config.eos_token_id
             processors.append(GuardLogitsProcessor(caps, eos, options, options.beam_size))
             max_new = max(caps)
+        feats = self.features(waves)[:, :, :frames]
+        if frames < FULL_CONTEXT_FRAMES:  # transformers' encoder takes 30 s only
+            hidden = encode(self._base().model.encoder, feats)
+            gen_kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=hidden)
+        else:
+            gen_kwargs["input_features"] = feats
         out = self.model.generate(
-            input_features=self.features(waves),
             max_new_tokens=max_new,
             logits_processor=processors,
             **gen_kwargs,
@@ -379,6 +389,13 @@ class WhisperASR(ASRModel):
             texts.append(self.processor.tokenizer.decode(seq, skip_special_tokens=True))
         return texts
 
+    def decode_context(self, options: DecodeOptions) -> str:
+        """The context asked for, else the one the checkpoint was fine-tuned for (stock: ``auto``);
+        packing decodes 30 s windows."""
+        if options.packing and not options.audio_context:
+            return "full"
+        return parse_audio_context(options.audio_context or self.audio_context)
+
     def _text_tokens(self, seq: list[int]) -> list[int]:
         special = set(self.processor.tokenizer.all_special_ids)
         return [t for t in seq if t not in special]
@@ -389,7 +406,11 @@ class WhisperASR(ASRModel):
 
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         settings = options.as_dict()
-        settings.update(return_timestamps=False, max_new_tokens_cap=self.max_new_tokens())
+        settings.update(
+            audio_context=self.decode_context(options),
+            return_timestamps=bool(options.packing),
+            max_new_tokens_cap=self.max_new_tokens(),
+        )
         settings.update(self._ct2.settings() if self._ct2 is not None else {"backend": "torch"})
         return settings
 
@@ -407,6 +428,15 @@ class WhisperASR(ASRModel):
             raise ValueError(f"unknown fine-tuning method {method!r} (lora, full, decoder)")
         self.configure_language(self.spec.language, self.spec.task)
 
+    def set_audio_context(self, audio_context: str, consistency_weight: float = 0.0) -> None:
+        """Train at ``audio_context`` and record it in the generation config, so the saved
+        checkpoint decodes at it by default. ``consistency_weight`` adds that times the mean
+        squared distance between the short- and full-context encoder states to the loss (the
+        model then also works at 30 s, e.g. in a plain transformers pipeline)."""
+        self.audio_context = self.train_context = parse_audio_context(audio_context)
+        self.consistency_weight = float(consistency_weight)
+        setattr(self._base().generation_config, GENERATION_KEY, self.audio_context)
+
     def configure_language(self, language: str | None, task: str) -> None:
         """Record language/task/no-timestamps so every later decode (pipeline, export) matches."""
         self.processor.tokenizer.set_prefix_tokens(language=language, task=task, predict_timestamps=False)
@@ -415,7 +445,18 @@ class WhisperASR(ASRModel):
             setattr(gc, key, value)
 
     def collate(self, waves: list[np.ndarray], texts: list[str]) -> dict[str, torch.Tensor]:
+        """Log-mel at the training context (see :meth:`set_audio_context`) and label ids.
+
+        With a consistency term the 30 s features travel too (``context_frames`` says where
+        the short context ends), as the full-context target needs them.
+        """
         feats = self.processor.feature_extractor(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        frames = audio_context_frames([len(w) / SAMPLE_RATE for w in waves], self.train_context)
+        context: dict[str, torch.Tensor] = {}
+        if frames < FULL_CONTEXT_FRAMES and self.consistency_weight > 0:
+            context["context_frames"] = torch.tensor(frames)
+        else:
+            feats["input_features"] = feats.input_features[:, :, :frames]
         tok = self.processor.tokenizer
         ids = [tok(t).input_ids for t in texts]  # <|sot|><|lang|><|task|><|notimestamps|> text <|eot|>
         start = self._base().config.decoder_start_token_id
@@ -424,7 +465,7 @@ class WhisperASR(ASRModel):
         labels = torch.full((len(ids), width), -100, dtype=torch.long)
         for row, i in enumerate(ids):
             labels[row, : len(i)] = torch.tensor(i)
-        return {"input_features": feats.input_features, "labels": labels}
+        return {"input_features": feats.input_features, "labels": labels, **context}
 
     def encoder_frozen(self) -> bool:
         """True when no encoder parameter trains and the encoder input is not augmented."""
@@ -433,28 +474,38 @@ class WhisperASR(ASRModel):
         return not trains and not getattr(base.config, "apply_spec_augment", False)
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        device, dtype = self.param_device, self.param_dtype
+        feats = batch["input_features"]
+        frames = int(batch.get("context_frames", feats.shape[-1]))
+        labels = batch["labels"].to(device)
         keys = batch.get("keys")
-        if keys is None or not self.module.training or not self.encoder_frozen():
-            device = self.param_device
-            return self.model(
-                input_features=batch["input_features"].to(device, self.param_dtype),
-                labels=batch["labels"].to(device),
-            ).loss
-        # Frozen, unaugmented encoder: its output per utterance never changes, so compute it once.
-        # The engine must make keys unique per input variant (e.g. id + speed factor).
+        if keys is not None and self.module.training and self.encoder_frozen():
+            hidden = self._cached_encoder_outputs(feats[:, :, :frames], keys)
+            return self.model(encoder_outputs=(hidden,), labels=labels).loss
+        if frames == FULL_CONTEXT_FRAMES:
+            return self.model(input_features=feats.to(device, dtype), labels=labels).loss
         encoder = self._base().model.encoder
+        hidden = encode(encoder, feats[:, :, :frames].to(device, dtype))
+        loss = self.model(encoder_outputs=(hidden,), labels=labels).loss
+        if self.consistency_weight > 0 and self.module.training and feats.shape[-1] == FULL_CONTEXT_FRAMES:
+            loss = loss + self.consistency_weight * consistency_loss(encoder, hidden, feats.to(device, dtype))
+        return loss
+
+    def _cached_encoder_outputs(self, feats: torch.Tensor, keys: list[str]) -> torch.Tensor:
+        """Frozen, unaugmented encoder: its output per utterance and context never changes, so
+        compute it once. The engine makes keys unique per input variant (e.g. id + speed factor)."""
+        encoder = self._base().model.encoder
+        keys = [f"{k}@{feats.shape[-1]}" for k in keys]  # a clip batched at another context differs
         missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
         device, dtype = self.param_device, self.param_dtype
         fresh: dict[int, torch.Tensor] = {}
         if missing:
             with torch.no_grad():
-                feats = batch["input_features"][missing].to(device, dtype)
-                hidden = encoder(feats).last_hidden_state
+                hidden = encode(encoder, feats[missing].to(device, dtype))
             for i, h in zip(missing, hidden, strict=True):
                 fresh[i] = self._cache_encoder_output(keys[i], h)
         rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
-        hidden = torch.stack([r.to(device, dtype) for r in rows])
-        return self.model(encoder_outputs=(hidden,), labels=batch["labels"].to(device)).loss
+        return torch.stack([r.to(device, dtype) for r in rows])
 
     def _cache_encoder_output(self, key: str, hidden: torch.Tensor) -> torch.Tensor:
         """Keep ``hidden`` in the host cache in half precision while the byte budget allows.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from asr.errors import ConfigError
+from asr.models.whisper_context import parse_audio_context
 from asr.typed_config import load_config
 
 Method = Literal["lora", "full", "decoder"]
@@ -76,6 +77,10 @@ class FinetuneConfig:
     spec_augment: bool | None = False  # None: keep the checkpoint's own (e.g. funasr's config.yaml)
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
     max_duration: float | None = 30.0  # drop longer training clips (seconds)
+    # Whisper: seconds the encoder sees (full = 30 s; auto = the batch's longest clip + 1 s,
+    # in 5 s buckets, at least 10 s; a number = auto with that floor). Saved with the checkpoint.
+    audio_context: str = "full"
+    consistency_weight: float = 0.0  # short context: weight of the pull towards full-context encoder states
     text_field: Literal["text_norm", "text"] = "text_norm"  # transcript the model learns
     num_workers: int = 2
     language: str | None = None  # None: the registry language
@@ -128,6 +133,9 @@ class FinetuneConfig:
             raise ConfigError(f"bootstrap must be >= 0, got {self.bootstrap}")
         if self.max_nonfinite_steps < 0:
             raise ConfigError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
+        self.audio_context = parse_audio_context(self.audio_context)
+        if self.consistency_weight < 0:
+            raise ConfigError(f"consistency_weight must be >= 0, got {self.consistency_weight}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm < 0:

@@ -28,6 +28,7 @@ def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
     """Trainable parameters (method, LoRA), language, SpecAugment, gradient checkpointing."""
     apply_language(asr_model, cfg.language)
     _set_trainable(asr_model, cfg)
+    asr_model.set_audio_context(cfg.audio_context, cfg.consistency_weight)
     if cfg.spec_augment is True and not asr_model.enable_spec_augment():
         log.warning(
             "spec_augment=true: the %s family has no SpecAugment switch; training without it",

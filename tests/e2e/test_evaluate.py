@@ -190,12 +190,24 @@ def test_ct2_backend_matches_torch_greedy(tiny_whisper: Path, demo_data: Path, t
     assert metrics["decoding"]["backend"] == "ct2" and metrics["decoding"]["compute_type"] == "float32"
 
 
-def test_audio_context_auto_needs_ct2(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:
+def test_audio_context_on_both_backends(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:
+    """Stock checkpoints decode at auto unless told; the context used is in metrics.json."""
     manifest = demo_data / "manifests" / "test.jsonl"
-    assert _evaluate(tiny_whisper, manifest, tmp_path / "torch", "--audio-context", "auto") == 2
-    assert (
-        _evaluate(tiny_whisper, manifest, tmp_path / "ct2", "--backend", "ct2", "--audio-context", "auto")
-        == 0
-    )
-    metrics = json.loads((tmp_path / "ct2" / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["decoding"]["audio_context"] == "auto"
+    runs = {
+        "default": [],
+        "full": ["--audio-context", "full"],
+        "floor5": ["--audio-context", "5"],
+        "ct2": ["--backend", "ct2"],
+    }
+    for name, flags in runs.items():
+        assert _evaluate(tiny_whisper, manifest, tmp_path / name, *flags) == 0, name
+    contexts = {
+        name: json.loads((tmp_path / name / "metrics.json").read_text(encoding="utf-8"))["decoding"][
+            "audio_context"
+        ]
+        for name in runs
+    }
+    assert contexts == {"default": "auto", "full": "full", "floor5": "5", "ct2": "auto"}
+    with pytest.raises(SystemExit) as exc:  # argparse rejects it before any work
+        _evaluate(tiny_whisper, manifest, tmp_path / "bad", "--audio-context", "45")
+    assert exc.value.code == 2

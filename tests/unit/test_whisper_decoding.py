@@ -70,12 +70,3 @@ def test_processor_caps_each_row_separately() -> None:
     assert row1[:6] == [7, 7, 7, 7, 7, EOS]
     assert proc.fired["length"] == 2
     assert not math.isinf(float(scores[0, EOS]))
-
-
-def test_audio_context_frames() -> None:
-    from asr.models.whisper import audio_context_frames
-
-    assert audio_context_frames([2.0, 3.2], "full") == 3000
-    assert audio_context_frames([2.0, 3.2], "auto") == 500  # at least 5 s
-    assert audio_context_frames([8.33], "auto") == 934  # longest clip + 1 s, even frame count
-    assert audio_context_frames([45.0], "auto") == 3000

@@ -1,0 +1,162 @@
+"""Short audio context for Whisper: frame buckets, the sliced-position encoder, the training loss."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from asr.errors import ConfigError
+from asr.models.whisper_context import (
+    audio_context_frames,
+    consistency_loss,
+    encode,
+    parse_audio_context,
+    saved_context,
+)
+
+
+def test_frames_round_up_to_buckets_with_a_floor() -> None:
+    assert audio_context_frames([2.0, 3.2], "full") == 3000
+    assert audio_context_frames([2.0, 3.2], "auto") == 1000  # floor 10 s
+    assert audio_context_frames([8.9], "auto") == 1000  # 8.9 + 1 s margin fits in 10 s
+    assert audio_context_frames([9.1], "auto") == 1500  # 10.1 s -> the 15 s bucket
+    assert audio_context_frames([14.0, 3.0], "auto") == 1500
+    assert audio_context_frames([24.5], "auto") == 3000
+    assert audio_context_frames([45.0], "auto") == 3000  # never beyond 30 s
+    assert audio_context_frames([2.0], "5") == 500  # a number is auto with that floor
+    assert audio_context_frames([6.0], "5") == 1000
+    assert audio_context_frames([2.0], "7.5") == 750
+
+
+@pytest.mark.parametrize("bad", ["short", "0", "31", "nan", "-5"])
+def test_bad_context_is_a_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match="audio_context must be"):
+        parse_audio_context(bad)
+
+
+def _tiny(layers: int = 2) -> WhisperForConditionalGeneration:
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        vocab_size=64,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=layers,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=64,
+        decoder_start_token_id=1,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=1,
+    )
+    return WhisperForConditionalGeneration(config).eval()
+
+
+def test_encode_at_full_context_is_transformers_forward() -> None:
+    encoder = _tiny().model.encoder
+    feats = torch.randn(2, 80, 3000)
+    with torch.no_grad():
+        assert torch.equal(encode(encoder, feats), encoder(feats).last_hidden_state)
+
+
+def test_short_encode_matches_a_model_built_for_that_length() -> None:
+    """Reference: transformers' own encoder with max_source_positions = the short length and the
+    first positional embeddings copied, which is what slicing must equal."""
+    model = _tiny()
+    frames = 1000
+    short_config = copy.deepcopy(model.config)
+    short_config.max_source_positions = frames // 2
+    reference = WhisperForConditionalGeneration(short_config).eval().model.encoder
+    state = model.model.encoder.state_dict()
+    state["embed_positions.weight"] = state["embed_positions.weight"][: frames // 2]
+    reference.load_state_dict(state)
+    feats = torch.randn(2, 80, frames)
+    with torch.no_grad():
+        ours = encode(model.model.encoder, feats)
+        expected = reference(feats).last_hidden_state
+    assert ours.shape == (2, 500, 32)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_encode_refuses_odd_or_too_long_input() -> None:
+    encoder = _tiny().model.encoder
+    for frames in (999, 3002):
+        with pytest.raises(ValueError, match="even number of frames"):
+            encode(encoder, torch.randn(1, 80, frames))
+
+
+def test_consistency_loss_is_zero_at_full_length_and_keeps_train_mode() -> None:
+    encoder = _tiny().model.encoder.train()
+    feats = torch.randn(1, 80, 3000)
+    encoder.eval()
+    with torch.no_grad():
+        full = encoder(feats).last_hidden_state
+    encoder.train()
+    assert float(consistency_loss(encoder, full, feats)) == 0.0
+    assert encoder.training
+    short = encode(encoder.eval(), feats[:, :, :1000])
+    assert float(consistency_loss(encoder, short, feats)) > 0.0  # padding context changes the states
+
+
+def test_stock_checkpoints_decode_at_auto() -> None:
+    class GC:
+        pass
+
+    gc = GC()
+    assert saved_context(gc) == "auto"
+    gc.audio_context = "full"
+    assert saved_context(gc) == "full"
+    gc.audio_context = "auto"
+    assert saved_context(gc) == "auto"
+
+
+def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
+    """collate cuts the features to the context; the loss runs there, with and without the
+    consistency term; the saved checkpoint decodes at the same context by default."""
+    from asr.models import load_model
+    from asr.models.spec import DecodeOptions
+    from tests.tiny_models.whisper import build_tiny
+
+    path = build_tiny(tmp_path / "tiny")
+    asr_model = load_model(path, device="cpu", dtype="fp32")
+    assert asr_model.audio_context == "auto"  # stock: records none
+    asr_model.set_audio_context("full")
+    assert asr_model.collate([np.zeros(16000, np.float32)], ["一"])["input_features"].shape[-1] == 3000
+    waves = [np.zeros(16000 * 3, np.float32), np.zeros(16000 * 4, np.float32)]
+    asr_model.set_trainable("full")
+    asr_model.set_audio_context("auto")
+    batch = asr_model.collate(waves, ["一", "二三"])
+    assert batch["input_features"].shape[-1] == 1000 and "context_frames" not in batch
+    asr_model.module.train()
+    plain = asr_model.loss(batch)
+    plain.backward()
+
+    asr_model.set_audio_context("auto", consistency_weight=2.0)
+    batch = asr_model.collate(waves, ["一", "二三"])
+    assert batch["input_features"].shape[-1] == 3000 and int(batch["context_frames"]) == 1000
+    torch.manual_seed(0)
+    with_term = asr_model.loss(batch)
+    asr_model.module.eval()
+    with torch.no_grad():
+        ce = asr_model.model(
+            encoder_outputs=(encode(asr_model._base().model.encoder, batch["input_features"][:, :, :1000]),),
+            labels=batch["labels"],
+        ).loss
+    assert float(with_term) > float(ce)  # the consistency term is added
+
+    asr_model.save(tmp_path / "trained")
+    reloaded = load_model(tmp_path / "trained", device="cpu", dtype="fp32")
+    assert reloaded.audio_context == "auto"
+    settings = reloaded.decoding_settings(DecodeOptions())
+    assert settings["audio_context"] == "auto"
+    assert reloaded.decoding_settings(DecodeOptions(audio_context="full"))["audio_context"] == "full"
+    texts = reloaded.transcribe(waves, DecodeOptions(audio_context="auto"))
+    assert len(texts) == 2
