@@ -57,11 +57,14 @@ def _clips(work: Path, split: str, n: int) -> tuple[list[Any], list[str]]:
     return [load_audio(u.audio) for u in utts], [u.text_norm for u in utts]
 
 
-def _lora_settings(name: str) -> dict[str, Any]:
+def _lora_config(name: str) -> dict[str, Any]:
     import yaml
 
-    config = yaml.safe_load((REPO / "configs" / f"{name}-lora.yaml").read_text(encoding="utf-8"))
-    lora = dict(config.get("lora") or {})
+    return yaml.safe_load((REPO / "configs" / f"{name}-lora.yaml").read_text(encoding="utf-8"))
+
+
+def _lora_settings(name: str) -> dict[str, Any]:
+    lora = dict(_lora_config(name).get("lora") or {})
     return {k: v for k, v in lora.items() if v is not None}
 
 
@@ -89,6 +92,7 @@ def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]
     else:
         waves, texts = _clips(work, "train", args.batch_size)
         model.set_trainable("lora", _lora_settings(name))
+        model.set_audio_context(str(_lora_config(name).get("audio_context", "full")))
         module = model.module
         module.train()
         trainable = [p for p in module.parameters() if p.requires_grad]
@@ -124,8 +128,8 @@ def report(
         + (f" --models {' '.join(args.models)}" if tuple(args.models) != DEFAULT_MODELS else "")
         + "` (each measurement in its own child process). Evaluation: demo test clips one at a time "
         f"(mean {args._audio_seconds:.1f} s of audio; Whisper decodes up to its guard's token cap, which random "
-        f"weights reach, so its s/utt is an upper bound). Training: LoRA as in `configs/<name>-lora.yaml`, "
-        f"batch {args.batch_size}, AdamW, time of step {args.steps}.",
+        f"weights reach, so its s/utt is an upper bound). Training: LoRA as in `configs/<name>-lora.yaml` "
+        f"(its audio_context too), batch {args.batch_size}, AdamW, time of step {args.steps}.",
         "",
         "| model | parameters | LoRA trainable | load | peak RSS eval | s/utt (eval) | peak RSS train step | s/step (batch "
         f"{args.batch_size}) |",

@@ -431,8 +431,8 @@ class WhisperASR(ASRModel):
     def set_audio_context(self, audio_context: str, consistency_weight: float = 0.0) -> None:
         """Train at ``audio_context`` and record it in the generation config, so the saved
         checkpoint decodes at it by default. ``consistency_weight`` adds that times the mean
-        squared distance between the short- and full-context encoder states to the loss (the
-        model then also works at 30 s, e.g. in a plain transformers pipeline)."""
+        squared distance between the short-context encoder states and the 30 s ones of the
+        original model (LoRA: adapters disabled; full fine-tuning: the current encoder) to the loss."""
         self.audio_context = self.train_context = parse_audio_context(audio_context)
         self.consistency_weight = float(consistency_weight)
         setattr(self._base().generation_config, GENERATION_KEY, self.audio_context)
@@ -488,7 +488,10 @@ class WhisperASR(ASRModel):
         hidden = encode(encoder, feats[:, :, :frames].to(device, dtype))
         loss = self.model(encoder_outputs=(hidden,), labels=labels).loss
         if self.consistency_weight > 0 and self.module.training and feats.shape[-1] == FULL_CONTEXT_FRAMES:
-            loss = loss + self.consistency_weight * consistency_loss(encoder, hidden, feats.to(device, dtype))
+            teacher = self.model.disable_adapter() if is_peft(self.model) else None  # the original model
+            loss = loss + self.consistency_weight * consistency_loss(
+                encoder, hidden, feats.to(device, dtype), teacher
+            )
         return loss
 
     def _cached_encoder_outputs(self, feats: torch.Tensor, keys: list[str]) -> torch.Tensor:

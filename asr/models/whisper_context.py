@@ -14,6 +14,7 @@ config (:func:`saved_context`), and decoding then uses it by default.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -99,14 +100,23 @@ def encode(encoder: nn.Module, features: torch.Tensor) -> torch.Tensor:
 
 
 def consistency_loss(
-    encoder: nn.Module, short_hidden: torch.Tensor, full_features: torch.Tensor
+    encoder: nn.Module,
+    short_hidden: torch.Tensor,
+    full_features: torch.Tensor,
+    teacher: contextlib.AbstractContextManager | None = None,
 ) -> torch.Tensor:
-    """Mean squared distance between short-context encoder states and the full-context ones
-    (computed without gradient, in eval mode) over the frames both contexts see."""
+    """Mean squared distance between short-context encoder states and full-context ones
+    (computed without gradient, in eval mode) over the frames both contexts see.
+
+    ``teacher``: a context in which ``encoder`` is the original model (peft's
+    ``disable_adapter()`` for LoRA), so the target stays fixed. Without one the target is the
+    encoder being trained, which can drift together with the short states (measured on the demo
+    corpus: such a run lost 30 s decoding; BENCHMARKS.md, "Fine-tuning at short context").
+    """
     was_training = encoder.training
     encoder.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), teacher or contextlib.nullcontext():
             target = encoder(full_features).last_hidden_state[:, : short_hidden.shape[1]]
     finally:
         encoder.train(was_training)

@@ -31,10 +31,19 @@ def demo_test_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "manifests" / "test.jsonl"
 
 
+# README, Results (default: auto) and BENCHMARKS.md's short-context rows (full): demo test split
+ZERO_SHOT = {
+    "auto": (0.8610, (145, 13, 3)),
+    "full": (0.9037, (143, 16, 10)),
+}
+
+
+@pytest.mark.parametrize("context", ["auto", "full"])
 def test_evaluate_demo_reproduces_the_readme_zero_shot_cer(
-    whisper_base_dir: Path, demo_test_manifest: Path, tmp_path: Path
+    whisper_base_dir: Path, demo_test_manifest: Path, tmp_path: Path, context: str
 ) -> None:
     out = tmp_path / "eval"
+    flags = [] if context == "auto" else ["--audio-context", context]  # auto is the default
     assert (
         main(
             [
@@ -48,6 +57,7 @@ def test_evaluate_demo_reproduces_the_readme_zero_shot_cer(
                 "--no-progress",
                 "--device",
                 "cpu",
+                *flags,
             ]
         )
         == 0
@@ -59,9 +69,10 @@ def test_evaluate_demo_reproduces_the_readme_zero_shot_cer(
     assert with_cjk >= 15, [r["prediction"] for r in rows]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["decoding"]["guard"] is True
-    # README, Results: whisper-base zero-shot on the demo test split
-    assert metrics["cer"] == pytest.approx(0.9037, abs=0.002)
-    assert (metrics["substitutions"], metrics["deletions"], metrics["insertions"]) == (143, 16, 10)
+    assert metrics["decoding"]["audio_context"] == context
+    cer, sdi = ZERO_SHOT[context]
+    assert metrics["cer"] == pytest.approx(cer, abs=0.002)
+    assert (metrics["substitutions"], metrics["deletions"], metrics["insertions"]) == sdi
 
 
 def _espeak(tmp_path: Path, voice: str, text: str, speed: int) -> np.ndarray:

@@ -160,3 +160,41 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
     assert reloaded.decoding_settings(DecodeOptions(audio_context="full"))["audio_context"] == "full"
     texts = reloaded.transcribe(waves, DecodeOptions(audio_context="auto"))
     assert len(texts) == 2
+
+
+def test_lora_consistency_target_is_the_original_encoder(tmp_path, monkeypatch) -> None:
+    """With LoRA the 30 s target comes from the model with its adapters disabled (a fixed teacher),
+    not from the encoder being trained."""
+    import asr.models.whisper as whisper_module
+    from asr.models import load_model
+    from tests.tiny_models.whisper import build_tiny
+
+    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    encoder = asr_model._base().model.encoder
+    feats_full = asr_model.collate(
+        [np.random.default_rng(0).standard_normal(48000).astype(np.float32)], ["一"]
+    )
+    with torch.no_grad():
+        original = encoder(feats_full["input_features"]).last_hidden_state
+    asr_model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0})
+    with torch.no_grad():
+        for name, p in asr_model.module.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    asr_model.set_audio_context("auto", consistency_weight=1.0)
+    batch = asr_model.collate([np.random.default_rng(0).standard_normal(48000).astype(np.float32)], ["一"])
+    targets: list[torch.Tensor] = []
+
+    def spy(encoder, short, full, teacher=None):
+        with torch.no_grad(), teacher:
+            targets.append(encoder(full).last_hidden_state)
+        return short.sum() * 0
+
+    monkeypatch.setattr(whisper_module, "consistency_loss", spy)
+    asr_model.module.train()
+    asr_model.loss(batch)
+    asr_model.module.eval()
+    with torch.no_grad():
+        adapted = encoder(batch["input_features"]).last_hidden_state
+    assert torch.equal(targets[0], original)
+    assert not torch.allclose(adapted, original)  # the adapters do change the encoder
