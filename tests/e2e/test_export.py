@@ -164,17 +164,34 @@ def test_ct2_greedy_matches_transformers(merged_export, waves):
         .feature_extractor(waves, sampling_rate=16000, return_tensors="pt")
         .input_features
     )
-    want = _gen(model, feats)
     ct2 = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32", intra_threads=1)
     # CTranslate2 decodes up to 224 tokens; compare the first MAX_NEW (transformers' cap).
     result = ct2.generate(
         ctranslate2.StorageView.from_array(feats.numpy()), [PROMPT] * len(waves), beam_size=1
     )
     got = [r.sequences_ids[0] for r in result]
-    for hf_seq, ct2_seq in zip(want, got, strict=True):
-        hf_text = [t for t in hf_seq if t != 50257]  # <|endoftext|>
-        assert ct2_seq[: len(hf_text)] == hf_text
-        assert len(hf_text) == MAX_NEW or ct2_seq == hf_text
+    # Every token CTranslate2 chose is transformers' greedy choice for the same prefix (teacher
+    # forcing, the suppressed tokens masked as both engines do), up to fp32 near-ties. Not compared
+    # with transformers' generate(): in a full test session it once took, at step 31 of one
+    # sequence, a token 4.6 logits below this argmax, which a single forward never reproduces.
+    suppress = list(model.generation_config.suppress_tokens or [])
+    begin = list(model.generation_config.begin_suppress_tokens or [])
+    checked = 0
+    for i, ct2_seq in enumerate(got):
+        tokens = [t for t in ct2_seq if t != 50257][:MAX_NEW]
+        with torch.no_grad():
+            logits = model(
+                input_features=feats[i : i + 1], decoder_input_ids=torch.tensor([PROMPT + tokens])
+            ).logits[0, len(PROMPT) - 1 : len(PROMPT) - 1 + len(tokens)]
+        logits[:, suppress] = -torch.inf
+        logits[0, begin] = -torch.inf
+        best = logits.max(dim=-1)
+        for step, token in enumerate(tokens):
+            margin = float(best.values[step] - logits[step, token])
+            assert margin < 1e-3, (i, step, token, int(best.indices[step]), margin)
+        checked += len(tokens)
+    assert checked >= len(got) * 8, checked
+    assert len({t for seq in got for t in seq}) > 5  # varied output, not one repeated token
 
     fw = WhisperModel(str(ct2_dir), device="cpu", compute_type="float32", cpu_threads=1)
     assert fw.feat_kwargs.get("feature_size") == 80
