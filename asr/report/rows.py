@@ -116,17 +116,18 @@ def eval_row(eval_dir: Path, setting: str | None = None, data: Any = None, **ext
         source = record.model_source or name
         base = record.zero_shot or (not record.checkpoint and source in MODELS)
         setting = ZERO_SHOT if base else stage.get("setting", "fine-tuned")
+    fields = {"run_dir": eval_dir, **_provenance(record, stage), **extra}
+    return _row(stage.get("model", name), setting, record, eval_dir, data, **fields)
+
+
+def _row(model: str, setting: str, record: EvalRecord, eval_dir: Path, data: Any, **fields: Any) -> Row:
+    """A row of ``record`` (decoded into ``eval_dir``), with its manifest and corpus found."""
     manifest = _manifest(eval_dir, record, data)
+    corpus = find_corpus(data=data, manifest=manifest)
     return Row(
-        model=stage.get("model", name),
-        setting=setting,
-        metrics=record.metrics,
-        eval_dir=eval_dir,
-        run_dir=eval_dir,
-        manifest=manifest,
-        corpus=find_corpus(data=data, manifest=manifest),
-        **{**_provenance(record, stage), **extra},
-    )
+        model=model, setting=setting, metrics=record.metrics, eval_dir=eval_dir, manifest=manifest,
+        corpus=corpus, **fields,
+    )  # fmt: skip
 
 
 def finetune_rows(run_dir: Path) -> list[Row]:
@@ -141,23 +142,12 @@ def finetune_rows(run_dir: Path) -> list[Row]:
         rows.append(eval_row(run_dir / "zero_shot", ZERO_SHOT, data, run_dir=run_dir))
     tuned_dir = run_dir / "test" if (run_dir / "test" / "per_utterance.csv").is_file() else run_dir
     record = EvalRecord.load(run_dir / "metrics_test.json")
-    manifest = _manifest(tuned_dir, record, data)
     prov = _provenance(summary or record, stage)
     for row in rows:  # the zero-shot decode was part of the same command
         row.command = row.command or prov["command"]
-    rows.append(
-        Row(
-            model=summary.model if summary else (record.model or run_dir.name),
-            setting=setting,
-            metrics=record.metrics,
-            eval_dir=tuned_dir,
-            run_dir=run_dir,
-            manifest=manifest,
-            corpus=find_corpus(data=data, manifest=manifest),
-            note=f"best step {record.best_step}" if record.best_step is not None else "",
-            **prov,
-        )
-    )
+    model = summary.model if summary else (record.model or run_dir.name)
+    note = f"best step {record.best_step}" if record.best_step is not None else ""
+    rows.append(_row(model, setting, record, tuned_dir, data, run_dir=run_dir, note=note, **prov))
     return rows
 
 

@@ -149,3 +149,20 @@ def test_missing_weights_make_a_skipped_row(tmp_path):
     )
     (row,) = collect([tmp_path / "m"])
     assert row.status == "skipped" and row.reason == stage.reason and row.command == "asr x"
+
+
+def test_finetune_run_with_its_zero_shot_decode(runs, tmp_path):
+    """A fine-tuning run folder gives two rows: its base model's zero-shot decode and the tuned model."""
+    import shutil
+
+    from asr.report.rows import finetune_rows
+
+    run = tmp_path / "finetune" / "whisper-base-lora"
+    write_eval(run / "zero_shot", HYPS_A, runs["data"], zero_shot=True)
+    write_eval(run / "test", HYPS_B, runs["data"], checkpoint=str(run / "best"), best_step=40)
+    shutil.copy(run / "test" / "metrics.json", run / "metrics_test.json")
+    zero, tuned = finetune_rows(run)
+    assert (zero.setting, zero.run_dir, zero.eval_dir) == ("zero-shot", run, run / "zero_shot")
+    assert (tuned.run_dir, tuned.eval_dir, tuned.note) == (run, run / "test", "best step 40")
+    assert zero.metrics.cer == pytest.approx(CER_A) and tuned.metrics.cer == pytest.approx(CER_B)
+    assert zero.command == "asr evaluate --model whisper-base"
