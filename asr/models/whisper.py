@@ -346,7 +346,7 @@ class WhisperASR(ASRModel):
         self, waves: list[np.ndarray], options: DecodeOptions, durations: list[float] | None = None
     ) -> list[str]:
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
-        if options.packing and (options.audio_context or "full") == "full" and len(waves) > 1:
+        if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
             from asr.models.whisper_packing import transcribe_packed, unpacked
 
             return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
