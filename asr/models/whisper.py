@@ -180,7 +180,10 @@ class WhisperASR(ASRModel):
         loaded.path = path
         loaded.base_path = base_path
         loaded.save_dtype = checkpoint_dtype(path) or checkpoint_dtype(base_path) or torch.float32
-        loaded.audio_context = saved_context(_own_generation_config(path, inner.generation_config))
+        own = _own_generation_config(path, inner.generation_config)
+        loaded.audio_context = saved_context(own)
+        if getattr(own, GENERATION_KEY, None):  # keep it in what save()/export writes (a LoRA base lacks it)
+            setattr(inner.generation_config, GENERATION_KEY, loaded.audio_context)
         return loaded
 
     def save(self, out_dir: Path) -> None:

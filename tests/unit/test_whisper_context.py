@@ -198,3 +198,25 @@ def test_lora_consistency_target_is_the_original_encoder(tmp_path, monkeypatch) 
         adapted = encoder(batch["input_features"]).last_hidden_state
     assert torch.equal(targets[0], original)
     assert not torch.allclose(adapted, original)  # the adapters do change the encoder
+
+
+@pytest.mark.parametrize("context", ["full", "auto", "15"])
+def test_recorded_context_survives_load_and_save(tmp_path, context: str) -> None:
+    """A LoRA checkpoint's context (its own generation config; the base's has none) is written
+    again by save() after loading, which is what the merged export does."""
+    import json
+
+    from asr.models import load_model
+    from asr.train.finetune_config import FinetuneConfig
+    from asr.train.model_setup import configure_model
+    from tests.tiny_models.whisper import build_tiny
+
+    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    configure_model(asr_model, FinetuneConfig(method="lora", audio_context=context))
+    asr_model.save(tmp_path / "checkpoint")
+    loaded = load_model(tmp_path / "checkpoint", device="cpu", dtype="fp32")
+    assert loaded.audio_context == context
+    loaded.save(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "generation_config.json").read_text(encoding="utf-8"))
+    assert saved["audio_context"] == context
+    assert load_model(tmp_path / "again", device="cpu", dtype="fp32").audio_context == context
