@@ -325,6 +325,13 @@ class ASRModel(ABC):
                 "already encodes each clip at its own length (leave audio_context: full)"
             )
 
+    def freeze_cross_attention_kv(self) -> None:
+        """Freeze the decoder's cross-attention key/value projections so they can be cached
+        (``freeze_cross_kv``); only Whisper implements it."""
+        from asr.errors import ConfigError
+
+        raise ConfigError(f"freeze_cross_kv applies to Whisper only, not to the {self.family} family")
+
     def lora_targets(self) -> tuple[str, ...]:
         """The spec's LoRA target modules, else the family's default."""
         return self.spec.lora_targets or self.default_lora_targets

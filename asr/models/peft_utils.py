@@ -34,6 +34,7 @@ def apply_lora(model: torch.nn.Module, lora: dict[str, Any], default_targets: tu
         lora_alpha=int(cfg["alpha"]),
         lora_dropout=float(cfg["dropout"]),
         target_modules=targets,
+        exclude_modules=cfg.get("exclude"),  # e.g. Whisper's frozen cross-attention key/value projections
         modules_to_save=list(cfg.get("modules_to_save") or []) or None,  # e.g. a new CTC lm_head
     )
     return get_peft_model(model, config)

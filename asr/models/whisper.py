@@ -40,6 +40,15 @@ from asr.models.whisper_context import (
     encode,
     parse_audio_context,
     saved_context,
+    teacher_states,
+)
+from asr.models.whisper_cross_kv import (
+    CROSS_KV_PATTERN,
+    cross_kv_cache,
+    cross_kv_frozen,
+    freeze_cross_kv,
+    placeholder_encoder_output,
+    project_cross_kv,
 )
 from asr.models.whisper_packing import generate_kwargs
 
@@ -165,6 +174,7 @@ class WhisperASR(ASRModel):
         self.audio_context = STOCK_CONTEXT
         self.train_context = "full"
         self.consistency_weight = 0.0
+        self.cross_kv_frozen = False  # freeze_cross_kv: see whisper_cross_kv
 
     # --- loading / saving -------------------------------------------------
     @classmethod
@@ -421,6 +431,7 @@ class WhisperASR(ASRModel):
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:
         base = self._base()
         if method == "lora":
+            lora = {**(lora or {}), "exclude": CROSS_KV_PATTERN} if self.cross_kv_frozen else lora
             self.model = apply_lora(base, lora or {}, self.lora_targets())
         elif method == "full":
             base.requires_grad_(True)
@@ -429,7 +440,15 @@ class WhisperASR(ASRModel):
             base.model.encoder.requires_grad_(False)
         else:
             raise ValueError(f"unknown fine-tuning method {method!r} (lora, full, decoder)")
+        if self.cross_kv_frozen:
+            freeze_cross_kv(base.model.decoder)
         self.configure_language(self.spec.language, self.spec.task)
+
+    def freeze_cross_attention_kv(self) -> None:
+        """Keep the decoder's cross-attention key/value projections frozen (and without LoRA) in
+        :meth:`set_trainable`; with a frozen encoder their output is then cached per clip."""
+        self.cross_kv_frozen = True
+        freeze_cross_kv(self._base().model.decoder)
 
     def set_audio_context(self, audio_context: str, consistency_weight: float = 0.0) -> None:
         """Train at ``audio_context`` and record it in the generation config, so the saved
@@ -483,6 +502,8 @@ class WhisperASR(ASRModel):
         labels = batch["labels"].to(device)
         keys = batch.get("keys")
         if keys is not None and self.module.training and self.encoder_frozen():
+            if cross_kv_frozen(self._base().model.decoder):
+                return self._loss_from_cached_cross_kv(feats[:, :, :frames], keys, labels)
             hidden = self._cached_encoder_outputs(feats[:, :, :frames], keys)
             return self.model(encoder_outputs=(hidden,), labels=labels).loss
         if frames == FULL_CONTEXT_FRAMES:
@@ -491,11 +512,57 @@ class WhisperASR(ASRModel):
         hidden = encode(encoder, feats[:, :, :frames].to(device, dtype))
         loss = self.model(encoder_outputs=(hidden,), labels=labels).loss
         if self.consistency_weight > 0 and self.module.training and feats.shape[-1] == FULL_CONTEXT_FRAMES:
+            if keys is not None and is_peft(self.model) and not self._base().config.apply_spec_augment:
+                target = self._cached_teacher_states(feats, keys, hidden.shape[1])
+                return loss + self.consistency_weight * torch.nn.functional.mse_loss(
+                    hidden.float(), target.float()
+                )
             teacher = self.model.disable_adapter() if is_peft(self.model) else None  # the original model
             loss = loss + self.consistency_weight * consistency_loss(
                 encoder, hidden, feats.to(device, dtype), teacher
             )
         return loss
+
+    def _cached_teacher_states(self, feats: torch.Tensor, keys: list[str], frames: int) -> torch.Tensor:
+        """The consistency target of LoRA training: the original encoder's 30 s states over the
+        first ``frames`` frames. The original model does not change, so each clip's target is
+        computed once (a 30 s forward) and kept in the encoder cache."""
+        keys = [f"{k}@{frames}:teacher" for k in keys]
+        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
+        device, dtype = self.param_device, self.param_dtype
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            encoder = self._base().model.encoder
+            target = teacher_states(
+                encoder, feats[missing].to(device, dtype), frames, self.model.disable_adapter()
+            )
+            for i, row in zip(missing, target, strict=True):
+                fresh[i] = self._cache_encoder_output(keys[i], row)
+        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
+        return torch.stack([r.to(device, dtype) for r in rows])
+
+    def _loss_from_cached_cross_kv(
+        self, feats: torch.Tensor, keys: list[str], labels: torch.Tensor
+    ) -> torch.Tensor:
+        """Frozen encoder and cross-attention key/value projections: the keys/values per clip never
+        change, so compute them once (in place of the encoder output) and feed them as a cache."""
+        base = self._base()
+        keys = [f"{k}@{feats.shape[-1]}:cross-kv" for k in keys]
+        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
+        device, dtype = self.param_device, self.param_dtype
+        fresh: dict[int, torch.Tensor] = {}
+        if missing:
+            with torch.no_grad():
+                hidden = encode(base.model.encoder, feats[missing].to(device, dtype))
+                kv = project_cross_kv(base.model.decoder, hidden)
+            for i, row in zip(missing, kv, strict=True):
+                fresh[i] = self._cache_encoder_output(keys[i], row)
+        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
+        cache = cross_kv_cache(rows, device, dtype)
+        stand_in = placeholder_encoder_output(
+            len(keys), rows[0].shape[-2], base.config.d_model, device, dtype
+        )
+        return self.model(encoder_outputs=(stand_in,), labels=labels, cache=cache, use_cache=True).loss
 
     def _cached_encoder_outputs(self, feats: torch.Tensor, keys: list[str]) -> torch.Tensor:
         """Frozen, unaugmented encoder: its output per utterance and context never changes, so

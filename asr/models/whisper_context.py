@@ -113,14 +113,25 @@ def consistency_loss(
     encoder being trained, which can drift together with the short states (measured on the demo
     corpus: such a run lost 30 s decoding; BENCHMARKS.md, "Fine-tuning at short context").
     """
+    target = teacher_states(encoder, full_features, short_hidden.shape[1], teacher)
+    return nn.functional.mse_loss(short_hidden.float(), target.float())
+
+
+def teacher_states(
+    encoder: nn.Module,
+    full_features: torch.Tensor,
+    frames: int,
+    teacher: contextlib.AbstractContextManager | None = None,
+) -> torch.Tensor:
+    """The consistency target: ``encoder``'s first ``frames`` output frames at 30 s, computed
+    without gradient in eval mode (inside ``teacher``, see :func:`consistency_loss`)."""
     was_training = encoder.training
     encoder.eval()
     try:
         with torch.no_grad(), teacher or contextlib.nullcontext():
-            target = encoder(full_features).last_hidden_state[:, : short_hidden.shape[1]]
+            return encoder(full_features).last_hidden_state[:, :frames]
     finally:
         encoder.train(was_training)
-    return nn.functional.mse_loss(short_hidden.float(), target.float())
 
 
 def saved_context(generation_config: Any) -> str:

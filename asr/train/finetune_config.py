@@ -81,6 +81,7 @@ class FinetuneConfig:
     # in 5 s buckets, at least 10 s; a number = auto with that floor). Saved with the checkpoint.
     audio_context: str = "full"
     consistency_weight: float = 0.0  # short context: weight of the pull towards full-context encoder states
+    freeze_cross_kv: bool = False  # Whisper: frozen cross-attention k/v projections, cached per clip
     text_field: Literal["text_norm", "text"] = "text_norm"  # transcript the model learns
     num_workers: int = 2
     language: str | None = None  # None: the registry language

@@ -27,6 +27,8 @@ def apply_language(asr_model: ASRModel, language: str | None) -> None:
 def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
     """Trainable parameters (method, LoRA), language, SpecAugment, gradient checkpointing."""
     apply_language(asr_model, cfg.language)
+    if cfg.freeze_cross_kv:
+        asr_model.freeze_cross_attention_kv()
     _set_trainable(asr_model, cfg)
     asr_model.set_audio_context(cfg.audio_context, cfg.consistency_weight)
     if cfg.spec_augment is True and not asr_model.enable_spec_augment():

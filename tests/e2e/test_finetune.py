@@ -142,6 +142,29 @@ def test_overfit_few_clips_writes_every_output(tiny_whisper: Path, few_clips: Pa
     assert again["cer"] == on_disk["best_validation_cer"]
 
 
+def test_short_context_decoder_training_with_cached_cross_kv(
+    tiny_whisper: Path, few_clips: Path, tmp_path: Path
+) -> None:
+    """method=decoder at audio_context=auto with freeze_cross_kv: the loss falls, the cross-attention
+    key/value weights saved in best/ are the base's, and the checkpoint records its context."""
+    out = tmp_path / "run"
+    cfg = _cfg(
+        tiny_whisper, few_clips, out, "method=decoder", "audio_context=auto", "freeze_cross_kv=true",
+        "max_steps=40", "eval_steps=40", "batch_size=4", "learning_rate=3e-3", "zero_shot=false", "bootstrap=0",
+    )  # fmt: skip
+    finetune(cfg)
+    losses = _losses(out)
+    assert losses[40] < 0.5 * losses[1], losses
+    base, best = load_model(tiny_whisper, device="cpu"), load_model(out / "best", device="cpu")
+    assert best.audio_context == "auto"
+    before, after = base.module.state_dict(), best.module.state_dict()
+    kv = [k for k in before if ".encoder_attn.k_proj." in k or ".encoder_attn.v_proj." in k]
+    q = [k for k in before if ".encoder_attn.q_proj.weight" in k]
+    assert kv and q
+    assert all(torch.equal(before[k], after[k]) for k in kv)
+    assert not all(torch.equal(before[k], after[k]) for k in q)
+
+
 class KillAfterSave(TrainerCallback):
     """Stands in for a killed job: interrupts the run right after the checkpoint of ``step`` is written."""
 

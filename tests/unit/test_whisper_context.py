@@ -160,6 +160,16 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
     assert reloaded.decoding_settings(DecodeOptions(audio_context="full"))["audio_context"] == "full"
     texts = reloaded.transcribe(waves, DecodeOptions(audio_context="auto"))
     assert len(texts) == 2
+    # a full-context decode of the short-context model still runs (what a plain pipeline does)
+    captured: list[int] = []
+    encoder = reloaded._base().model.encoder
+    hook = encoder.register_forward_pre_hook(
+        lambda _m, args, kwargs: captured.append((args or [kwargs.get("input_features")])[0].shape[-1]),
+        with_kwargs=True,
+    )
+    assert len(reloaded.transcribe(waves, DecodeOptions(audio_context="full"))) == 2
+    hook.remove()
+    assert captured == [3000]
 
 
 def test_lora_consistency_target_is_the_original_encoder(tmp_path, monkeypatch) -> None:
@@ -198,6 +208,37 @@ def test_lora_consistency_target_is_the_original_encoder(tmp_path, monkeypatch) 
         adapted = encoder(batch["input_features"]).last_hidden_state
     assert torch.equal(targets[0], original)
     assert not torch.allclose(adapted, original)  # the adapters do change the encoder
+
+
+def test_lora_consistency_target_is_cached_per_clip(tmp_path) -> None:
+    """With utterance keys the fixed teacher's 30 s states are computed once per clip (and
+    equal the original encoder's, up to the cache's fp16 rounding); later steps skip that forward."""
+    from asr.models import load_model
+    from tests.tiny_models.whisper import build_tiny
+
+    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    encoder = asr_model._base().model.encoder
+    wave = np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    asr_model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0})
+    asr_model.set_audio_context("auto", consistency_weight=1.0)
+    batch = {**asr_model.collate([wave], ["一"]), "keys": ["clip"]}
+    with torch.no_grad():
+        original = encoder(batch["input_features"]).last_hidden_state[:, :500]
+    with torch.no_grad():
+        for name, p in asr_model.module.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    asr_model.module.train()
+    widths: list[int] = []  # full encoder forwards (the student's short one runs its layers directly)
+    hook = encoder.register_forward_pre_hook(lambda _m, args: widths.append(args[0].shape[-1]))
+    first = asr_model.loss(batch)
+    cached = asr_model._encoder_cache["clip@500:teacher"]
+    assert cached.dtype == torch.float16 and torch.allclose(cached.float(), original[0], atol=2e-3)
+    assert widths == [3000]
+    second = asr_model.loss(batch)
+    hook.remove()
+    assert widths == [3000]  # no second 30 s teacher run
+    assert float(second) == pytest.approx(float(first), rel=1e-5)
 
 
 @pytest.mark.parametrize("context", ["full", "auto", "15"])
