@@ -4,8 +4,13 @@
 
 (a) the corpus authors' approach: openai-whisper ``transcribe()`` one file at a time, greedy,
     ``condition_on_previous_text=False``;  (b) faster-whisper one file at a time, int8, greedy;
-(c) ``asr evaluate``'s path (batched, guarded), torch backend and ct2 backend.
-Prints utterances/s, RTF, CER and the speed ratios against (a); appends them to BENCHMARKS.md.
+(c) faster-whisper's ``BatchedInferencePipeline`` (VAD, int8, batch 8) over the clips joined into
+    one recording with 1.5 s pauses, scored as one text against the joined references;
+(d) ``asr evaluate``'s path (batched, guarded), torch backend and ct2 backend, with no flags
+    (the checkpoint's own audio context, else ``auto``) and with ``--audio-context full``.
+``--model`` may be a fine-tuned export (``asr export --merge-lora --ct2``; pass its ``ct2/`` as
+``--ct2-model``), so every system decodes the same weights. Prints utterances/s, RTF, CER and the
+speed ratios against (a); appends them to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -81,21 +86,45 @@ def openai_whisper_from_hf(hf_dir: Path):
     return model.eval()
 
 
+def _row(name: str, elapsed: float, n_utts: int, audio_seconds: float, metrics) -> dict:
+    row = {
+        "system": name,
+        "seconds": elapsed,
+        "utt_per_s": n_utts / elapsed,
+        "rtf": elapsed / audio_seconds,
+        "cer": metrics.cer,
+        "insertions": metrics.insertions,
+    }
+    print(f"{name:48} {row['utt_per_s']:7.2f} utt/s  RTF {row['rtf']:.3f}  CER {row['cer']:.4f}", flush=True)
+    return row
+
+
 def timed(name: str, fn: Callable[[], list[str]], utts, audio_seconds: float) -> dict:
     start = time.perf_counter()
     hyps = fn()
     elapsed = time.perf_counter() - start
     result = score([u.id for u in utts], [u.text for u in utts], hyps, n_bootstrap=200)
-    row = {
-        "system": name,
-        "seconds": elapsed,
-        "utt_per_s": len(utts) / elapsed,
-        "rtf": elapsed / audio_seconds,
-        "cer": result.metrics.cer,
-        "insertions": result.metrics.insertions,
-    }
-    print(f"{name:48} {row['utt_per_s']:7.2f} utt/s  RTF {row['rtf']:.3f}  CER {row['cer']:.4f}", flush=True)
-    return row
+    return _row(name, elapsed, len(utts), audio_seconds, result.metrics)
+
+
+def joined_recording(waves: list, out: Path, pause_s: float = 1.5) -> Path:
+    """The clips in order with ``pause_s`` of silence between them, as one 16 kHz wav."""
+    import numpy as np
+    import soundfile as sf
+
+    gap = np.zeros(int(pause_s * 16000), dtype=np.float32)
+    parts = [p for w in waves for p in (w.astype(np.float32), gap)][:-1]
+    sf.write(out, np.concatenate(parts), 16000)
+    return out
+
+
+def timed_joined(name: str, fn: Callable[[], str], utts, audio_seconds: float) -> dict:
+    """Like :func:`timed` for one joined recording: its text against all references joined."""
+    start = time.perf_counter()
+    hyp = fn()
+    elapsed = time.perf_counter() - start
+    result = score(["joined"], ["".join(u.text for u in utts)], [hyp], n_bootstrap=0)
+    return _row(name, elapsed, len(utts), audio_seconds, result.metrics)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(utts)} clips, {audio_seconds:.1f} s of audio, model {hf_dir}, {args.threads} threads")
 
     import whisper
-    from faster_whisper import WhisperModel
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     ow = openai_whisper_from_hf(hf_dir)
 
@@ -170,9 +199,19 @@ def run(args: argparse.Namespace) -> int:
             out.append("".join(s.text for s in segments))
         return out
 
-    model = load_model(str(hf_dir), device="cpu")
+    joined = joined_recording(waves, Path(tempfile.mkdtemp(prefix="bench-joined-")) / "joined.wav")
+    batched = BatchedInferencePipeline(fw)
 
-    def run_ours(backend: str, context: str = "full") -> Callable[[], list[str]]:
+    def run_batched() -> str:
+        segments, _ = batched.transcribe(
+            str(joined), language="zh", task="transcribe", beam_size=1, temperature=0.0, batch_size=8
+        )
+        return "".join(s.text for s in segments)
+
+    model = load_model(str(hf_dir), device="cpu")
+    own = model.audio_context  # what `asr evaluate` uses with no flags
+
+    def run_ours(backend: str, context: str | None = None) -> Callable[[], list[str]]:
         settings = EvalSettings(
             batch_size=args.batch_size, decode=DecodeOptions(audio_context=context), progress=False
         )
@@ -185,33 +224,34 @@ def run(args: argparse.Namespace) -> int:
         return go
 
     run_ours("ct2")()  # convert once, outside the timing (a one-off per checkpoint, cached on disk)
+    bs = args.batch_size
     rows = [
         timed("(a) openai-whisper transcribe(), 1 file at a time", run_openai, utts, audio_seconds),
         timed("(b) faster-whisper int8, 1 file at a time", run_faster, utts, audio_seconds),
-        timed(
-            f"(c) asr evaluate, torch fp32, batch {args.batch_size}", run_ours("torch"), utts, audio_seconds
-        ),
-        timed(
-            f"(c) asr evaluate, torch fp32 --audio-context auto, batch {args.batch_size}",
-            run_ours("torch", "auto"),
+        timed_joined(
+            "(c) faster-whisper BatchedInferencePipeline int8, batch 8, clips joined (1.5 s pauses)",
+            run_batched,
             utts,
             audio_seconds,
         ),
         timed(
-            f"(c) asr evaluate, torch fp32 --audio-context 5, batch {args.batch_size}",
-            run_ours("torch", "5"),
+            f"(d) asr evaluate, torch fp32, batch {bs} (no flags: {own})",
+            run_ours("torch"),
             utts,
             audio_seconds,
         ),
         timed(
-            f"(c) asr evaluate --backend ct2 int8, batch {args.batch_size}",
-            run_ours("ct2"),
+            f"(d) asr evaluate, torch fp32, batch {bs}, --audio-context full",
+            run_ours("torch", "full"),
             utts,
             audio_seconds,
         ),
         timed(
-            f"(c) asr evaluate --backend ct2 int8 --audio-context auto, batch {args.batch_size}",
-            run_ours("ct2", "auto"),
+            f"(d) asr evaluate --backend ct2 int8, batch {bs} ({own})", run_ours("ct2"), utts, audio_seconds
+        ),
+        timed(
+            f"(d) asr evaluate --backend ct2 int8, batch {bs}, --audio-context full",
+            run_ours("ct2", "full"),
             utts,
             audio_seconds,
         ),
@@ -219,9 +259,11 @@ def run(args: argparse.Namespace) -> int:
     base = rows[0]["utt_per_s"]
     lines = [
         "",
-        f"## Inference, Whisper base, {len(utts)} demo clips ({audio_seconds:.0f} s), CPU {args.threads} threads",
+        f"## Inference, Whisper {args.model or 'base'}, {len(utts)} clips ({audio_seconds:.0f} s), CPU {args.threads} threads",
         "",
         "Command: `python -m recipes.benchmark_inference"
+        + (f" --manifest {args.manifest}" if args.manifest else "")
+        + (f" --model {args.model} --ct2-model {ct2_dir}" if args.model else "")
         + (f" --limit {args.limit}" if args.limit != 40 else "")
         + "`",
         "",

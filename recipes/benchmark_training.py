@@ -1,17 +1,21 @@
-"""Training speed and memory on the same demo clips and Whisper base weights, one command.
+"""Training speed, memory and validation CER on the same demo clips and Whisper base weights, one command.
 
     python -m recipes.benchmark_training [--steps 30] [--batch-size 8] [--manifest M] [--model DIR]
 
 (a) the corpus authors' first recipe: transformers ``Trainer``, log-mel features precomputed
     with ``datasets.map`` (padded to 3000 frames), batch 8, fp32, encoder frozen, decoder trained;
 (b) the ``asr finetune`` engine, same method (``decoder``), batch, steps and learning rate: audio
-    is decoded per batch and the frozen encoder's output is computed once per clip and cached;
+    is decoded per batch and the frozen encoder's output is computed once per clip and cached,
+    (b1) at Whisper's 30 s, (b2) at ``audio_context: auto``, (b3) at ``auto`` with
+    ``freeze_cross_kv: true`` (the cross-attention keys/values cached instead);
 (c) the engine's LoRA (all attention projections) vs full fine-tuning: peak memory and
     trainable parameters over a few steps.
-Each phase runs in its own child process (same interpreter, clips and weights), so its peak
-resident memory (``getrusage`` max RSS) is its own: in one process, memory freed by one phase
-is reused by the next and the peaks cannot be told apart. Prints utterances/s, peak RSS and
-loss curves with the ratios, and appends them to BENCHMARKS.md.
+After the same number of steps every (a)/(b) model is decoded on the validation split by
+``asr evaluate`` (greedy; (a) at 30 s, (b) at the context it trained at), so speed is
+compared at a stated CER. Each phase runs in its own child process (same interpreter, clips and
+weights), so its peak resident memory (``getrusage`` max RSS) is its own: in one process, memory
+freed by one phase is reused by the next and the peaks cannot be told apart. Prints
+utterances/s, peak RSS, loss curves and CER with the ratios, and appends them to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -115,7 +119,10 @@ def authors_recipe(
         disable_tqdm=True,
     )
     clock = StepClock()
-    Trainer(model=model, args=args, train_dataset=data, data_collator=collate, callbacks=[clock]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=collate, callbacks=[clock])
+    trainer.train()
+    trainer.save_model(str(out / "model"))
+    processor.save_pretrained(out / "model")
     return {"prep_seconds": prep_seconds, "train_seconds": clock.train_seconds, "losses": clock.losses}
 
 
@@ -161,7 +168,18 @@ def _curve(losses: dict[int, float], steps: int) -> str:
     return ", ".join(f"{s}: {losses[s]:.3f}" for s in marks if s in losses)
 
 
-PHASES = ("authors", "ours", "lora", "full")
+# engine phases of (b): the overrides each adds to method=decoder
+ENGINE = {
+    "ours_full": ("audio_context=full",),
+    "ours_auto": ("audio_context=auto",),
+    "ours": ("audio_context=auto", "freeze_cross_kv=true"),
+}
+ENGINE_LABEL = {
+    "ours_full": "(b1) asr finetune engine, method decoder, cached encoder, 30 s",
+    "ours_auto": "(b2) the same at `audio_context: auto`",
+    "ours": "(b3) the same at `auto` + `freeze_cross_kv: true` (cached cross-attention K/V)",
+}
+PHASES = ("authors", *ENGINE, "lora", "full")
 
 
 def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -179,16 +197,9 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
 
         utts = read_manifest(data / "manifests" / "train.jsonl")
         result = authors_recipe(hf_dir, utts, args.steps, args.batch_size, lr, work / phase)
-    elif phase == "ours":
-        result = engine_run(
-            args.model,
-            data,
-            work / phase,
-            args.steps,
-            args.batch_size,
-            "method=decoder",
-            f"learning_rate={lr}",
-        )
+    elif phase in ENGINE:
+        overrides = ("method=decoder", f"learning_rate={lr}", *ENGINE[phase])
+        result = engine_run(args.model, data, work / phase, args.steps, args.batch_size, *overrides)
     else:
         result = engine_run(
             args.model, data, work / phase, args.memory_steps, args.batch_size, f"method={phase}"
@@ -198,11 +209,25 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips: int) -> str:
+def validation_cer(model_dir: Path, manifest: Path, out: Path, *extra: str) -> dict[str, Any]:
+    """``asr evaluate`` of a trained model (its own process): CER and S/D/I on ``manifest``."""
+    command = [sys.executable, "-m", "asr.cli", "evaluate", "--model", str(model_dir), "--manifest",
+               str(manifest), "--out", str(out), "--bootstrap", "0", "--no-progress", *extra]  # fmt: skip
+    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    return {k: metrics[k] for k in ("cer", "substitutions", "deletions", "insertions", "n_utterances")}
+
+
+def _cer(r: dict[str, Any]) -> str:
+    v = r["validation"]
+    return f"{v['cer']:.4f} ({v['substitutions']}/{v['deletions']}/{v['insertions']})"
+
+
+def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips: int, n_val: int) -> str:
     """The BENCHMARKS.md section."""
-    a, b, lora, full = (results[p] for p in PHASES)
+    a, lora, full = results["authors"], results["lora"], results["full"]
     n = args.steps * args.batch_size
-    a_ups, b_ups = n / a["train_seconds"], n / b["train_seconds"]
+    a_ups = n / a["train_seconds"]
     a_e2e = n / (a["train_seconds"] + a["prep_seconds"])
 
     def mib(x: float) -> str:
@@ -210,6 +235,13 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
 
     def added(r: dict) -> float:
         return r["peak_rss"] - r["baseline_rss"]
+
+    def row(label: str, r: dict[str, Any], e2e: float) -> str:
+        ups = n / r["train_seconds"]
+        return (
+            f"| {label} | {ups:.2f} | {e2e:.2f} | {ups / a_ups:.2f}x | {mib(r['peak_rss'])} | {mib(added(r))} | "
+            f"{_curve(r['losses'], args.steps)} | {_cer(r)} |"
+        )
 
     lines = [
         "",
@@ -221,18 +253,20 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
         + (f" --batch-size {args.batch_size}" if args.batch_size != 8 else "")
         + "` (each phase in its own child process)",
         "",
-        "| system | utt/s (training) | utt/s (incl. feature prep) | peak RSS | added by training | loss at steps |",
-        "|---|---|---|---|---|---|",
-        f"| (a) authors' recipe: datasets.map log-mels (3000 frames) + Trainer | {a_ups:.2f} | {a_e2e:.2f} | "
-        f"{mib(a['peak_rss'])} | {mib(added(a))} | {_curve(a['losses'], args.steps)} |",
-        f"| (b) asr finetune engine (method decoder, cached encoder) | {b_ups:.2f} | {b_ups:.2f} | "
-        f"{mib(b['peak_rss'])} | {mib(added(b))} | {_curve(b['losses'], args.steps)} |",
+        f"Validation CER (S/D/I): the model after step {args.steps}, `asr evaluate` greedy on the "
+        f"{n_val} validation clips, (a) at 30 s, (b) at the context it trained at.",
         "",
-        f"Speed (b)/(a): {b_ups / a_ups:.2f}x on training steps, {b_ups / a_e2e:.2f}x including (a)'s feature "
-        f"precomputation ({a['prep_seconds']:.1f} s); peak memory (b)/(a): {b['peak_rss'] / a['peak_rss']:.2f}x.",
+        "| system | utt/s (training) | utt/s (incl. feature prep) | speed vs (a) | peak RSS | added by training "
+        "| loss at steps | validation CER |",
+        "|---|---|---|---|---|---|---|---|",
+        row("(a) authors' recipe: datasets.map log-mels (3000 frames) + Trainer", a, a_e2e),
+        *(row(ENGINE_LABEL[p], results[p], n / results[p]["train_seconds"]) for p in ENGINE),
+        "",
+        f'(a)\'s feature precomputation took {a["prep_seconds"]:.1f} s (in its "incl." column only); '
+        f"the engine decodes audio and computes features inside its training time.",
         "",
         f"LoRA (all attention projections) vs full fine-tuning with the engine ({args.memory_steps} steps, "
-        f"batch {args.batch_size}):",
+        f"batch {args.batch_size}, 30 s):",
         "",
         "| method | trainable parameters | share | peak RSS | added by training |",
         "|---|---|---|---|---|",
@@ -245,15 +279,19 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
     lines += [
         "",
         f"LoRA/full: {lora['trainable'] / full['trainable']:.4f}x trainable parameters, "
-        f"{lora['peak_rss'] / full['peak_rss']:.2f}x peak memory. LoRA trains adapters with dropout "
-        "(lora.dropout) on every attention projection of encoder and decoder; with 30 s Whisper inputs the "
-        "activations, not the optimizer state, dominate memory at this model size.",
+        f"{lora['peak_rss'] / full['peak_rss']:.2f}x peak memory.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="default: the demo train split")
+    parser.add_argument(
+        "--validation-manifest",
+        type=Path,
+        default=None,
+        help="CER after training; default: the demo validation split",
+    )
     parser.add_argument("--model", default="whisper-base", help="registered name or Whisper dir")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps of (a) and (b)")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps of each LoRA/full run")
@@ -274,12 +312,13 @@ def run(args: argparse.Namespace) -> int:
     from asr.models.sources import resolve
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-"))
-    manifest = args.manifest
-    if manifest is None:
+    manifest, validation = args.manifest, args.validation_manifest
+    if manifest is None or validation is None:
         from asr.data.prepare import prepare
 
         prepare(REPO / "demo" / "cs-mage-demo", work / "demo")
-        manifest = work / "demo" / "manifests" / "train.jsonl"
+        manifest = manifest or work / "demo" / "manifests" / "train.jsonl"
+        validation = validation or work / "demo" / "manifests" / "validation.jsonl"
     utts = read_manifest(manifest)
     for split in ("train", "validation", "test"):
         write_manifest(work / "data" / "manifests" / f"{split}.jsonl", utts if split == "train" else utts[:1])
@@ -297,8 +336,16 @@ def run(args: argparse.Namespace) -> int:
         subprocess.run(command, cwd=REPO, check=True)
         results[phase] = json.loads((work / f"{phase}.json").read_text(encoding="utf-8"))
         results[phase]["losses"] = {int(k): v for k, v in results[phase]["losses"].items()}
+    print("validation CER ...", flush=True)
+    results["authors"]["validation"] = validation_cer(
+        work / "authors" / "model", validation, work / "eval-authors", "--audio-context", "full"
+    )
+    for phase in ENGINE:
+        results[phase]["validation"] = validation_cer(
+            work / phase / "best", validation, work / f"eval-{phase}"
+        )
 
-    text = report(results, args, len(utts))
+    text = report(results, args, len(utts), len(read_manifest(validation)))
     publish(text, write=not args.no_write)
     return 0
 
