@@ -422,3 +422,50 @@ def test_dry_run_lists_files_and_uploads_nothing(lora_run, fake_hub, tmp_path, c
     assert TOKEN not in report
     assert fake_hub.requests == []
     assert os.path.isdir(out)
+
+
+def test_card_ct2_short_context_recipe_runs(merged_export, waves, tmp_path, monkeypatch, capsys):
+    """The card's CTranslate2 recipe, run as written (Hub download stubbed): it decodes at the
+    recorded context and prints what the toolkit's ct2 backend transcribes."""
+    import shutil
+
+    import huggingface_hub
+    import soundfile as sf
+
+    from asr.models import load_model
+    from asr.models.spec import DecodeOptions
+    from asr.models.whisper import CT2_SHORT_CONTEXT_USAGE
+
+    copy = tmp_path / "export"
+    shutil.copytree(merged_export, copy)
+    gen = json.loads((copy / "generation_config.json").read_text(encoding="utf-8"))
+    (copy / "generation_config.json").write_text(
+        json.dumps({**gen, "audio_context": "auto"}), encoding="utf-8"
+    )
+    card = (merged_export / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in card.split("```python\n")[1:]]
+    [code] = [b for b in blocks if "ctranslate2.models.Whisper" in b]  # the card's own text
+    assert code.strip().endswith(CT2_SHORT_CONTEXT_USAGE.splitlines()[-1])
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(copy))
+    monkeypatch.chdir(tmp_path)
+    sf.write(tmp_path / "clip.wav", waves[0], 16000)
+    frames: list[int] = []
+    import ctranslate2
+
+    real = ctranslate2.models.Whisper
+
+    class Spy(real):  # records the frames the recipe feeds
+        def generate(self, features, *args, **kwargs):
+            frames.append(features.shape[-1])
+            return super().generate(features, *args, **kwargs)
+
+    monkeypatch.setattr(ctranslate2.models, "Whisper", Spy)
+    exec(code.replace('compute_type="int8"', 'compute_type="float32"'), {})
+    printed = capsys.readouterr().out.strip()
+    monkeypatch.undo()
+
+    model = load_model(copy, device="cpu", dtype="fp32")
+    model.set_backend("ct2", compute_type="float32")
+    ours = model.transcribe([waves[0]], DecodeOptions(guard=False))[0]
+    assert frames == [1000]  # a 2-4 s clip: auto's 10 s floor
+    assert ours and printed == ours
