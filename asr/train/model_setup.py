@@ -40,6 +40,11 @@ def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
         log.info("spec_augment=false: the checkpoint's own SpecAugment is turned off")
     if cfg.gradient_checkpointing:
         _enable_gradient_checkpointing(asr_model)
+    if cfg.freeze_cross_kv and not asr_model.encoder_frozen():
+        log.warning(
+            "freeze_cross_kv=true with a training (or augmented) encoder: the cross-attention key/value "
+            "projections are frozen but nothing can be cached (use method=decoder or lora.scope=decoder)"
+        )
 
 
 def _set_trainable(asr_model: ASRModel, cfg: FinetuneConfig) -> None:

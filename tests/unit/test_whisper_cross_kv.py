@@ -114,3 +114,18 @@ def test_other_families_refuse_it(tmp_path) -> None:
     asr_model = load_model(build_tiny_ctc(tmp_path / "ctc", TEXTS), device="cpu", dtype="fp32")
     with pytest.raises(ConfigError, match="freeze_cross_kv applies to Whisper only"):
         asr_model.freeze_cross_attention_kv()
+
+
+def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None:
+    from asr.train.finetune_config import FinetuneConfig
+    from asr.train.model_setup import configure_model
+
+    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    with caplog.at_level("WARNING"):
+        configure_model(asr_model, FinetuneConfig(method="lora", freeze_cross_kv=True))  # scope all
+    assert "nothing can be cached" in caplog.text
+    caplog.clear()
+    decoder_only = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    with caplog.at_level("WARNING"):
+        configure_model(decoder_only, FinetuneConfig(method="decoder", freeze_cross_kv=True))
+    assert "nothing can be cached" not in caplog.text
