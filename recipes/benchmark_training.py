@@ -249,6 +249,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
         f"batch {args.batch_size}, {args.steps} steps, fp32, CPU {args.threads} threads",
         "",
         "Command: `python -m recipes.benchmark_training"
+        + (f" --model {args.model}" if args.model != "whisper-base" else "")
         + (f" --steps {args.steps}" if args.steps != 30 else "")
         + (f" --batch-size {args.batch_size}" if args.batch_size != 8 else "")
         + "` (each phase in its own child process)",
