@@ -261,3 +261,27 @@ def test_recorded_context_survives_load_and_save(tmp_path, context: str) -> None
     saved = json.loads((tmp_path / "again" / "generation_config.json").read_text(encoding="utf-8"))
     assert saved["audio_context"] == context
     assert load_model(tmp_path / "again", device="cpu", dtype="fp32").audio_context == context
+
+
+def test_short_log_mel_is_the_start_of_the_30_s_one(tmp_path) -> None:
+    """Features computed for the context alone equal the first frames of Whisper's 30 s features
+    (so decoding and training compute a third of them at 10 s, with the same result)."""
+    from asr.models import load_model
+    from tests.tiny_models.whisper import build_tiny
+
+    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 4) / 16000
+    waves = [
+        (0.3 * np.sin(2 * np.pi * 220 * t) * rng.uniform(0.2, 1.0, t.size)).astype(np.float32),
+        (0.05 * rng.standard_normal(16000 * 7)).astype(np.float32),
+        np.zeros(16000 * 2, np.float32),  # digital silence: the normalisation's maximum is padding's
+    ]
+    full = asr_model.processor.feature_extractor(
+        waves, sampling_rate=16000, return_tensors="np"
+    ).input_features
+    for frames in (1000, 1500, 3000):
+        short = asr_model.log_mel(waves, frames, return_tensors="np")
+        assert short.shape == (3, 80, frames)
+        np.testing.assert_array_equal(short, full[:, :, :frames])
+    assert torch.equal(asr_model.features(waves, 1000), torch.from_numpy(full[:, :, :1000]))
