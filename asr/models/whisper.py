@@ -45,7 +45,7 @@ from asr.models.whisper_context import (
 from asr.models.whisper_cross_kv import (
     CROSS_KV_PATTERN,
     cross_kv_cache,
-    cross_kv_frozen,
+    cross_kv_cacheable,
     freeze_cross_kv,
     placeholder_encoder_output,
     project_cross_kv,
@@ -531,7 +531,7 @@ class WhisperASR(ASRModel):
         labels = batch["labels"].to(device)
         keys = batch.get("keys")
         if keys is not None and self.module.training and self.encoder_frozen():
-            if cross_kv_frozen(self._base().model.decoder):
+            if cross_kv_cacheable(self._base().model.decoder):
                 return self._loss_from_cached_cross_kv(feats[:, :, :frames], keys, labels)
             hidden = self._cached_encoder_outputs(feats[:, :, :frames], keys)
             return self.model(encoder_outputs=(hidden,), labels=labels).loss

@@ -38,9 +38,13 @@ def freeze_cross_kv(decoder: nn.Module) -> None:
         v_proj.requires_grad_(False)
 
 
-def cross_kv_frozen(decoder: nn.Module) -> bool:
+def cross_kv_cacheable(decoder: nn.Module) -> bool:
     """True when every cross-attention key/value projection is a plain Linear (no adapter) that
-    does not train, so its output depends on the encoder output alone."""
+    does not train, so its output depends on the encoder output alone, and no decoder layer
+    checkpoints its activations (transformers then drops the cache, and the layers would project
+    the stand-in encoder output instead)."""
+    if any(getattr(layer, "gradient_checkpointing", False) for layer in decoder.layers):
+        return False
     return all(
         type(proj) is nn.Linear and not any(p.requires_grad for p in proj.parameters())
         for pair in cross_kv_projections(decoder)

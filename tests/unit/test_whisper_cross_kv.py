@@ -129,3 +129,22 @@ def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None
     with caplog.at_level("WARNING"):
         configure_model(decoder_only, FinetuneConfig(method="decoder", freeze_cross_kv=True))
     assert "nothing can be cached" not in caplog.text
+
+
+def test_gradient_checkpointing_falls_back_to_the_encoder_cache(tmp_path) -> None:
+    """transformers drops the cache under gradient checkpointing: the cross-attention K/V are then
+    not cached (the layers would otherwise project the stand-in zeros), and the loss is the plain one."""
+    path = build_tiny(tmp_path / "tiny")
+    models = [load_model(path, device="cpu", dtype="fp32") for _ in range(2)]
+    for model in models:
+        model.freeze_cross_attention_kv()
+        model.set_trainable("decoder")
+        model.set_audio_context("auto")
+        model.module.train()
+    checkpointed, plain = models
+    checkpointed.module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    loss = checkpointed.loss(_batch(checkpointed, ["a", "b"]))
+    assert sorted(checkpointed._encoder_cache) == ["a@1000", "b@1000"]
+    batch = _batch(plain, ["a", "b"])
+    del batch["keys"]
+    assert float(loss) == pytest.approx(float(plain.loss(batch)), rel=2e-3)
