@@ -188,6 +188,20 @@ def test_whisper_frozen_encoder_cache_under_bf16(tiny_whisper: Path) -> None:
     assert torch.isfinite(loss.float()) and len(model._encoder_cache) == 3
 
 
+def test_whisper_cross_kv_cache_under_bf16(tiny_whisper: Path) -> None:
+    """freeze_cross_kv in a bf16 training cast: the cached K/V enter the cache in the model's dtype
+    and a second step reads them back (same loss)."""
+    model = load_model(str(tiny_whisper), device="cpu", dtype="fp32")
+    model.freeze_cross_attention_kv()
+    model.set_trainable("decoder")
+    model.module.to(torch.bfloat16).train()
+    batch = _train_batch(model)
+    first = model.loss(batch)
+    assert torch.isfinite(first.float()) and all(k.endswith(":cross-kv") for k in model._encoder_cache)
+    assert len(model._encoder_cache) == 3
+    assert float(model.loss(batch)) == pytest.approx(float(first), rel=1e-3)
+
+
 def test_lora_adapter_and_funasr_merge_save_fp32(tiny_whisper: Path, tmp_path: Path) -> None:
     model = load_model(str(tiny_whisper), device="cpu", dtype="fp32")
     model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0})
