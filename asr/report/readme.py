@@ -19,6 +19,27 @@ END = "<!-- results:end -->"
 HEADER = ("model", "setting", "CER", "95% CI", "S", "D", "I", "WER", "SER", "command", "commit, date")
 
 
+def short_reason(reason: str, limit: int = 140) -> str:
+    """The first line of a skip reason, cut after whole ``: ``-separated parts (then words) to
+    ``limit`` characters, with an ellipsis when cut.
+
+    >>> short_reason("weights not found: could not fetch a/b: NetworkError: long detail", 40)
+    'weights not found: could not fetch a/b …'
+    """
+    line = reason.splitlines()[0] if reason else ""
+    if len(line) <= limit:
+        return line
+    parts = line.split(": ")
+    kept = parts[0]
+    for part in parts[1:]:
+        if len(kept) + 2 + len(part) > limit:
+            break
+        kept += ": " + part
+    if len(kept) > limit:
+        kept = kept[:limit].rsplit(" ", 1)[0]
+    return kept + " …"
+
+
 def _line(row: Row) -> str:
     command = f"`{row.command}`" if row.command else ""
     stamp = ", ".join(x for x in (row.short_commit, (row.date or "")[:10]) if x)
@@ -26,7 +47,7 @@ def _line(row: Row) -> str:
         cells = [
             row.model,
             row.setting,
-            f"skipped: {row.reason.splitlines()[0][:100]}",
+            f"skipped: {short_reason(row.reason)}",
             *[""] * 6,
             command,
             stamp,

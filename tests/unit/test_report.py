@@ -166,3 +166,18 @@ def test_finetune_run_with_its_zero_shot_decode(runs, tmp_path):
     assert (tuned.run_dir, tuned.eval_dir, tuned.note) == (run, run / "test", "best step 40")
     assert zero.metrics.cer == pytest.approx(CER_A) and tuned.metrics.cer == pytest.approx(CER_B)
     assert zero.command == "asr evaluate --model whisper-base"
+
+
+def test_skip_reasons_are_cut_at_part_boundaries() -> None:
+    from asr.report.readme import short_reason
+
+    long = (
+        "weights not found: could not fetch iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch "
+        "from ModelScope: NetworkError: [E1020] Connection failed: _DownloadHTTPSConnectionPool(host='modelscope.cn')"
+    )
+    assert short_reason(long) == (
+        "weights not found: could not fetch iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch "
+        "from ModelScope: NetworkError …"
+    )
+    assert short_reason("weights not found: x\nsecond line") == "weights not found: x"
+    assert short_reason("one " * 50, 20) == "one one one one one …"
