@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -556,18 +557,12 @@ class WhisperASR(ASRModel):
         """The consistency target of LoRA training: the original encoder's 30 s states over the
         first ``frames`` frames. The original model does not change, so each clip's target is
         computed once (a 30 s forward) and kept in the encoder cache."""
-        keys = [f"{k}@{frames}:teacher" for k in keys]
-        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
+        encoder = self._base().model.encoder
         device, dtype = self.param_device, self.param_dtype
-        fresh: dict[int, torch.Tensor] = {}
-        if missing:
-            encoder = self._base().model.encoder
-            target = teacher_states(
-                encoder, feats[missing].to(device, dtype), frames, self.model.disable_adapter()
-            )
-            for i, row in zip(missing, target, strict=True):
-                fresh[i] = self._cache_encoder_output(keys[i], row)
-        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
+        rows = self._per_clip(
+            [f"{k}@{frames}:teacher" for k in keys],
+            lambda idx: teacher_states(encoder, feats[idx].to(device, dtype), frames, self.model.disable_adapter()),
+        )
         return torch.stack([r.to(device, dtype) for r in rows])
 
     def _loss_from_cached_cross_kv(
@@ -576,17 +571,13 @@ class WhisperASR(ASRModel):
         """Frozen encoder and cross-attention key/value projections: the keys/values per clip never
         change, so compute them once (in place of the encoder output) and feed them as a cache."""
         base = self._base()
-        keys = [f"{k}@{feats.shape[-1]}:cross-kv" for k in keys]
-        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
         device, dtype = self.param_device, self.param_dtype
-        fresh: dict[int, torch.Tensor] = {}
-        if missing:
+
+        def project(idx: list[int]) -> torch.Tensor:
             with torch.no_grad():
-                hidden = encode(base.model.encoder, feats[missing].to(device, dtype))
-                kv = project_cross_kv(base.model.decoder, hidden)
-            for i, row in zip(missing, kv, strict=True):
-                fresh[i] = self._cache_encoder_output(keys[i], row)
-        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
+                return project_cross_kv(base.model.decoder, encode(base.model.encoder, feats[idx].to(device, dtype)))
+
+        rows = self._per_clip([f"{k}@{feats.shape[-1]}:cross-kv" for k in keys], project)
         cache = cross_kv_cache(rows, device, dtype)
         stand_in = placeholder_encoder_output(
             len(keys), rows[0].shape[-2], base.config.d_model, device, dtype
@@ -597,17 +588,25 @@ class WhisperASR(ASRModel):
         """Frozen, unaugmented encoder: its output per utterance and context never changes, so
         compute it once. The engine makes keys unique per input variant (e.g. id + speed factor)."""
         encoder = self._base().model.encoder
-        keys = [f"{k}@{feats.shape[-1]}" for k in keys]  # a clip batched at another context differs
-        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
         device, dtype = self.param_device, self.param_dtype
+
+        def run(idx: list[int]) -> torch.Tensor:
+            with torch.no_grad():
+                return encode(encoder, feats[idx].to(device, dtype))
+
+        # a clip batched at another context differs, hence the frames in the key
+        rows = self._per_clip([f"{k}@{feats.shape[-1]}" for k in keys], run)
+        return torch.stack([r.to(device, dtype) for r in rows])
+
+    def _per_clip(self, keys: list[str], compute: Callable[[list[int]], torch.Tensor]) -> list[torch.Tensor]:
+        """One tensor per key from the encoder cache; ``compute(indices)`` makes those of the
+        missing keys in one batch, which are cached while the budget allows."""
+        missing = [i for i, k in enumerate(keys) if k not in self._encoder_cache]
         fresh: dict[int, torch.Tensor] = {}
         if missing:
-            with torch.no_grad():
-                hidden = encode(encoder, feats[missing].to(device, dtype))
-            for i, h in zip(missing, hidden, strict=True):
-                fresh[i] = self._cache_encoder_output(keys[i], h)
-        rows = [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
-        return torch.stack([r.to(device, dtype) for r in rows])
+            for i, row in zip(missing, compute(missing), strict=True):
+                fresh[i] = self._cache_encoder_output(keys[i], row)
+        return [fresh[i] if i in fresh else self._encoder_cache[k] for i, k in enumerate(keys)]
 
     def _cache_encoder_output(self, key: str, hidden: torch.Tensor) -> torch.Tensor:
         """Keep ``hidden`` in the host cache in half precision while the byte budget allows.
