@@ -24,7 +24,7 @@ REPO ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint check-bare-install demo prepare-demo whisper-base \
-        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training clean
+        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training make-demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -106,13 +106,16 @@ export: install ## make export MODEL=... METHOD=... [REPO=user/name]
 	  $(if $(REPO),--push-to-hub $(REPO),)
 
 gpu-check: install ## GPU paths on one GPU in under 8 minutes (replicas, synthetic clips, no downloads)
-	$(BIN)/python -m recipes.gpu_check --out runs/gpu-check
+	$(BIN)/python -m tools.gpu_check --out runs/gpu-check
 
 benchmark-inference: install whisper-base
-	$(BIN)/python -m recipes.benchmark_inference
+	$(BIN)/python -m benchmarks.inference
 
 benchmark-training: install whisper-base
-	$(BIN)/python -m recipes.benchmark_training
+	$(BIN)/python -m benchmarks.training
+
+make-demo: install ## regenerate the bundled demo corpus with espeak-ng (byte-for-byte deterministic)
+	$(BIN)/python -m tools.make_demo --out demo
 
 clean: ## remove run outputs (keeps .venv and imported models)
 	rm -rf runs

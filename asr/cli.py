@@ -25,7 +25,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-ct2": ("recipes.import_ct2", "convert a CTranslate2 Whisper model to transformers"),
     "finetune": ("recipes.finetune", "fine-tune a model from a YAML config"),
     "export": ("recipes.export", "export a checkpoint (safetensors, card, Hub, CTranslate2)"),
-    "make-demo": ("recipes.make_demo", "regenerate the bundled demo corpus with espeak-ng"),
     "report": ("recipes.report", "leaderboard of finished runs: tables, plots, HTML error reports"),
     "benchmark": ("recipes.benchmark", "zero-shot all eight, fine-tune a subset, write the leaderboard"),
     "transcribe": ("recipes.transcribe", "transcribe whole videos and recordings to SRT/VTT/JSON/TXT"),

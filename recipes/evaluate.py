@@ -15,7 +15,7 @@ from asr.errors import ASRError
 from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from asr.models.whisper_context import parse_audio_context
+from asr.models.whisper.context import parse_audio_context
 
 log = logging.getLogger(__name__)
 

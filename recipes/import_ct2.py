@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 from asr.errors import ASRError
-from asr.models.ct2_import import (
+from asr.models.sources import models_dir
+from asr.models.whisper.ct2_import import (
     MARKER,
     PYPI_WHISPER_BASE,
     import_ct2,
     is_complete_import,
     resolve_ct2_source,
 )
-from asr.models.sources import models_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,7 +34,7 @@ from asr.export.card_corpus import (
     uses_csmage,
 )
 from asr.io import iter_jsonl
-from asr.models.base import python_block
+from asr.models.checkpoint import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
 from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus

@@ -16,7 +16,7 @@ CSMAGE_TERMS = (
     "(https://github.com/Yaoooyu/CS-Mage)."
 )
 DEMO_TERMS = (
-    "The demo corpus ships with cs-mage-asr (`asr make-demo`): sentences written for the project, "
+    "The demo corpus ships with cs-mage-asr (`tools/make_demo.py`): sentences written for the project, "
     "spoken by espeak-ng voices. Nothing in it comes from CS-Mage."
 )
 V2_PROTOCOL = "CS-Mage v2 split (760/160/165)"

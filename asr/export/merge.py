@@ -26,7 +26,8 @@ from pathlib import Path
 from asr.errors import ASRError, DataError, ModelSourceError
 from asr.export.errors import ExportError
 from asr.io import read_json, write_text
-from asr.models.base import MARKER_FILE, ASRModel
+from asr.models.base import ASRModel
+from asr.models.checkpoint import MARKER_FILE
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from asr.models.base import ASRModel
-from asr.models.registry import MODELS, get_spec
+from asr.models.registry import MODELS, family_class, get_spec
+from asr.models.sources import resolve
 from asr.models.spec import DecodeOptions, ModelSpec
 
 __all__ = ["MODELS", "ASRModel", "DecodeOptions", "ModelSpec", "get_spec", "load_model", "pick_device"]
@@ -47,9 +48,6 @@ def load_model(model: str | Path, device: str = "auto", dtype: str = "auto") -> 
 
     >>> m = load_model("runs/demo/whisper-base-lora/best", device="cpu")  # doctest: +SKIP
     """
-    from asr.models.registry import family_class
-    from asr.models.sources import resolve
-
     spec, path = resolve(str(model))
     dev = pick_device(device)
     return family_class(spec.family).load(path, spec, dev, pick_dtype(dev, dtype))

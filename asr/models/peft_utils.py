@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from asr.models.base import cast_state, python_block, write_marker
+from asr.models.checkpoint import cast_state, python_block, write_marker
+from asr.models.sources import resolve
 from asr.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,6 @@ def load_with_adapter(path: Path, model_cls: Any, dtype: torch.dtype) -> tuple[t
     if not adapter_cfg.is_file():
         return model_cls.from_pretrained(path, dtype=dtype), path
     from peft import PeftModel
-
-    from asr.models.sources import resolve
 
     base_ref = json.loads(adapter_cfg.read_text(encoding="utf-8"))["base_model_name_or_path"]
     _, base_path = resolve(base_ref)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from asr.models.base import ASRModel
 
 FAMILIES: dict[str, str] = {
-    "whisper": "asr.models.whisper:WhisperASR",
-    "ctc": "asr.models.ctc:CTCASR",
-    "funasr": "asr.models.funasr_models:FunASRModel",
+    "whisper": "asr.models.whisper.model:WhisperASR",
+    "ctc": "asr.models.ctc.model:CTCASR",
+    "funasr": "asr.models.funasr.model:FunASRModel",
 }
 
 # LoRA target modules, the one definition (families default to these for unregistered models).

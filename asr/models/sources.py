@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asr.errors import ModelSourceError
 from asr.io import asr_home
-from asr.models.base import MARKER_FILE
+from asr.models.checkpoint import MARKER_FILE
 from asr.models.registry import MODELS, get_spec, unknown_model
 from asr.models.spec import ModelSpec
 

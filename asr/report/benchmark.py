@@ -29,7 +29,9 @@ from asr.report.stages import Stage, run_stage
 log = logging.getLogger(__name__)
 
 DEFAULT_FINETUNE = ("whisper-small:lora", "whisper-small:decoder", "paraformer-large:lora")
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = (
+    Path(__file__).resolve().parents[1] / "configs"
+)  # package data; `configs/` at the top of a checkout links here
 
 
 @dataclass

@@ -20,7 +20,8 @@ from typing import Any
 DATA_RECORD = Path("reports") / "data_validation.json"
 CSMAGE_NAME = "CS-Mage"
 DEMO_NAME = "cs-mage-asr demo corpus"
-DEMO_GENERATOR = "recipes/make_demo.py"
+DEMO_GENERATOR = "tools/make_demo.py"
+OLD_DEMO_GENERATORS = ("recipes/make_demo.py",)  # demo corpora written before the generator moved
 CSMAGE_MIN_CLIPS = 1000  # the distribution has 1,085 clips; a prepared copy may leave out a few suspects
 SPLIT_NAMES = ("train", "validation", "test")
 SOURCES = {
@@ -91,13 +92,13 @@ UNKNOWN = CorpusInfo(kind="unknown", name="corpus not recorded")
 
 
 def _is_demo(data_root: Path) -> bool:
-    """The bundled demo: its folder sits beside ``manifest.json`` written by ``asr make-demo``."""
+    """The bundled demo: its folder sits beside ``manifest.json`` written by ``tools/make_demo.py``."""
     manifest = data_root.parent / "manifest.json"
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(info, dict) and info.get("generator") == DEMO_GENERATOR
+    return isinstance(info, dict) and info.get("generator") in (DEMO_GENERATOR, *OLD_DEMO_GENERATORS)
 
 
 def identify(report: dict[str, Any], data_dir: Path | None = None) -> CorpusInfo:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from asr.models.base import SAMPLE_RATE
+from asr.models.checkpoint import SAMPLE_RATE
 
 
 def draw_factor(factors: Sequence[float], seed: int, epoch: int, index: int) -> float:

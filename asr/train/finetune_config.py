@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from asr.errors import ConfigError
-from asr.models.whisper_context import parse_audio_context
+from asr.models.whisper.context import parse_audio_context
 from asr.typed_config import load_config
 
 Method = Literal["lora", "full", "decoder"]

@@ -18,7 +18,7 @@ from asr.data.safe_pickle import safe_load
 from asr.errors import ConfigError
 from asr.metrics import cer
 from asr.models import DecodeOptions, load_model
-from asr.models.ctc import CTCASR
+from asr.models.ctc.model import CTCASR
 from tests.tiny_models.ctc import build_tiny
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,7 @@ def test_batched_equals_one_by_one(tmp_path: Path, norm: str) -> None:
 def test_beam_size_falls_back_to_greedy(tiny_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     model = load_model(str(tiny_dir), device="cpu")
     waves = _waves([1.0])
-    with caplog.at_level(logging.INFO, logger="asr.models.ctc"):
+    with caplog.at_level(logging.INFO, logger="asr.models.ctc.model"):
         beam = model.transcribe(waves, DecodeOptions(beam_size=4))
         model.transcribe(waves, DecodeOptions(beam_size=4))
     assert beam == model.transcribe(waves, DecodeOptions(beam_size=1))

@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_same_files(
     manifest = demo_data / "manifests" / "test.jsonl"
     assert _evaluate(tiny_whisper, manifest, tmp_path / "full") == 0
 
-    from asr.models.whisper import WhisperASR
+    from asr.models.whisper.model import WhisperASR
 
     original = WhisperASR.transcribe
     calls = {"n": 0}

@@ -18,7 +18,7 @@ from asr.cli import main
 from asr.export import hub as hub_module
 from tests.e2e.conftest import DEMO
 from tests.fake_hub import FakeHub
-from tests.unit.test_card import write_run
+from tests.unit.export.test_card import write_run
 
 pytestmark = pytest.mark.e2e
 
@@ -434,7 +434,7 @@ def test_card_ct2_short_context_recipe_runs(merged_export, waves, tmp_path, monk
 
     from asr.models import load_model
     from asr.models.spec import DecodeOptions
-    from asr.models.whisper import CT2_SHORT_CONTEXT_USAGE
+    from asr.models.whisper.model import CT2_SHORT_CONTEXT_USAGE
 
     copy = tmp_path / "export"
     shutil.copytree(merged_export, copy)

@@ -211,7 +211,7 @@ def test_save_load_roundtrip(kind, trained, clips, tmp_path):
 def test_funasr_automodel_reads_saved_dir(kind, trained, clips, tmp_path):
     from funasr import AutoModel
 
-    from asr.models.funasr_checkpoint import write_native_weights
+    from asr.models.funasr.checkpoint import write_native_weights
 
     waves, _ = clips
     run = trained[kind]

@@ -1,4 +1,4 @@
-"""``make gpu-check`` in its CPU form: ``python -m recipes.gpu_check --device cpu --smoke``.
+"""``make gpu-check`` in its CPU form: ``python -m tools.gpu_check --device cpu --smoke``.
 
 Every section must be in the JSON with numbers (it ran) or a skip reason (no CPU form).
 """
@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(600)
 def test_gpu_check_smoke_on_cpu(tmp_path: Path) -> None:
-    from recipes.gpu_check import JSON_NAME, SECTIONS
+    from tools.gpu_check import JSON_NAME, SECTIONS
 
     out = tmp_path / "gpu-check"
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(
-        [sys.executable, "-m", "recipes.gpu_check", "--device", "cpu", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "tools.gpu_check", "--device", "cpu", "--smoke", "--out", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,

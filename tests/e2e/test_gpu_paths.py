@@ -25,7 +25,7 @@ import yaml
 
 from asr.errors import ConfigError
 from asr.models import load_model
-from asr.models.base import safetensors_dtype
+from asr.models.checkpoint import safetensors_dtype
 from asr.models.spec import DecodeOptions
 
 pytestmark = pytest.mark.e2e
@@ -292,7 +292,7 @@ def test_ct2_uses_the_device_index_and_frees_the_gpu(
 ) -> None:
     import ctranslate2
 
-    from asr.models.whisper import WhisperASR
+    from asr.models.whisper.model import WhisperASR
 
     FakeCT2Whisper.created = []
     monkeypatch.setattr(ctranslate2.models, "Whisper", FakeCT2Whisper)

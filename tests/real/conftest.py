@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.models.ct2_import import (
+from asr.models.whisper.ct2_import import (
     MARKER,
     PYPI_WHISPER_BASE,
     asr_home,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from asr.cli import main as cli_main
-from asr.models.ct2_import import PYPI_WHISPER_BASE, read_ct2_model
+from asr.models.whisper.ct2_import import PYPI_WHISPER_BASE, read_ct2_model
 
 pytestmark = pytest.mark.real
 ctranslate2 = pytest.importorskip(
@@ -66,7 +66,7 @@ def _features(processor, audio: np.ndarray) -> np.ndarray:
 def test_reexport_is_byte_identical(
     whisper_base_dir: Path, whisper_base_ct2_dir: Path, tmp_path: Path
 ) -> None:
-    from asr.models.whisper_ct2 import convert_checkpoint
+    from asr.models.whisper.ct2 import convert_checkpoint
 
     # The import stores float32 (exact widening of the float16 source); float16 again must give the source.
     out = convert_checkpoint(whisper_base_dir, tmp_path / "ct2", "float16")

@@ -12,7 +12,7 @@ import pytest
 
 from asr.cli import main
 from asr.export import run as export_run
-from tests.unit.test_card import write_run
+from tests.unit.export.test_card import write_run
 
 pytestmark = pytest.mark.e2e
 

@@ -31,7 +31,7 @@ import pytest
 
 from asr.cli import main
 from tests.e2e.conftest import DEMO, REPO
-from tests.unit.test_card import write_run
+from tests.unit.export.test_card import write_run
 
 pytestmark = pytest.mark.e2e
 

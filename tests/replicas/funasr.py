@@ -347,7 +347,7 @@ def write_cmvn(path: Path, tables: Any, seed: int) -> None:
 
 
 def _tables() -> Any:
-    from asr.models.funasr_checkpoint import funasr_tables  # quiet import of funasr's registry
+    from asr.models.funasr.checkpoint import funasr_tables  # quiet import of funasr's registry
 
     return funasr_tables()
 

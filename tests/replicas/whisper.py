@@ -4,7 +4,7 @@ Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
 ``preprocessor_config.json`` and the tokenizer files (``tokenizer.json``, ``vocab.json``,
 ``merges.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``,
 ``normalizer.json``). The tokenizer and the generation config are the library's offline builds
-(:mod:`asr.models.whisper_assets`: openai-whisper's tiktoken ranks, OpenAI's special-token order,
+(:mod:`asr.models.whisper.assets`: openai-whisper's tiktoken ranks, OpenAI's special-token order,
 ``<|yue|>`` for the 100-language large-v3 vocabulary); ``normalizer.json`` is openai-whisper's
 ``normalizers/english.json``; the alignment heads are openai-whisper's ``_ALIGNMENT_HEADS``.
 
@@ -158,7 +158,7 @@ def alignment_heads(name: str, decoder_layers: int) -> list[list[int]]:
 def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from asr.models.whisper_assets import (
+    from asr.models.whisper.assets import (
         _asset,
         vocab_layout,
         whisper_generation_config,
@@ -214,7 +214,7 @@ def _write_tokenizer_files(processor: Any, out_dir: Path) -> None:
     (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     added = dict(sorted(tok.get_added_vocab().items(), key=lambda kv: kv[1]))
     write_json(out_dir / "added_tokens.json", added)
-    from asr.models.whisper_assets import timestamp_tokens
+    from asr.models.whisper.assets import timestamp_tokens
 
     timestamps = set(timestamp_tokens())
     specials = [t for t in added if t not in timestamps]

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from asr.errors import ConfigError
-from asr.models.base import SAMPLE_RATE
-from asr.models.ctc import CTCASR, UNTRAINED_HEAD
-from asr.models.ctc_vocab import build_vocab, make_tokenizer
+from asr.models.checkpoint import SAMPLE_RATE
+from asr.models.ctc.model import CTCASR, UNTRAINED_HEAD
+from asr.models.ctc.vocab import build_vocab, make_tokenizer
 
 
 def build_tiny(out_dir: Path, texts: list[str], seed: int = 0, *, feat_extract_norm: str = "layer") -> Path:

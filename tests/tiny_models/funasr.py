@@ -23,9 +23,9 @@ import torch
 import yaml
 
 from asr.errors import ConfigError
-from asr.models.base import SAMPLE_RATE
-from asr.models.funasr_checkpoint import BPE_FILE, CMVN_FILE, CONFIG_FILE, TOKENS_FILE, read_model_dir
-from asr.models.funasr_models import FunASRModel, build_components
+from asr.models.checkpoint import SAMPLE_RATE
+from asr.models.funasr.checkpoint import BPE_FILE, CMVN_FILE, CONFIG_FILE, TOKENS_FILE, read_model_dir
+from asr.models.funasr.model import FunASRModel, build_components
 from asr.models.registry import get_spec
 from asr.text.normalize import normalize
 from tests.replicas.funasr import FRONTEND_CONF, SENSEVOICE_TAGS, SENSEVOICE_VOCAB
@@ -145,7 +145,7 @@ def _speechlike(rng: np.random.Generator, seconds: float = 4.0) -> np.ndarray:
 
 def write_cmvn(path: Path, seed: int) -> None:
     """``am.mvn`` in Kaldi nnet text form (``<AddShift>`` -mean, ``<Rescale>`` 1/std) of LFR fbank."""
-    from asr.models.funasr_checkpoint import funasr_tables
+    from asr.models.funasr.checkpoint import funasr_tables
 
     frontend = funasr_tables().frontend_classes["WavFrontend"](**_FRONTEND)
     wave = torch.from_numpy(_speechlike(np.random.default_rng(seed)))[None]

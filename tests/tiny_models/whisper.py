@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from asr.models.whisper import WhisperASR
+from asr.models.whisper.model import WhisperASR
 
 
 def build_tiny(out_dir: Path, texts: list[str] | None = None, seed: int = 0) -> Path:
@@ -14,7 +14,7 @@ def build_tiny(out_dir: Path, texts: list[str] | None = None, seed: int = 0) -> 
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     from asr.models.registry import get_spec
-    from asr.models.whisper_assets import whisper_generation_config, whisper_processor
+    from asr.models.whisper.assets import whisper_generation_config, whisper_processor
 
     torch.manual_seed(seed)
     processor = whisper_processor(num_mel_bins=80)

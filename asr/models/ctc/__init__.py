@@ -1,0 +1,1 @@
+"""The CTC family (wav2vec2 / XLS-R): model and character vocabulary."""

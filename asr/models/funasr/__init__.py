@@ -1,0 +1,1 @@
+"""The funasr family (Paraformer, SenseVoice): model and checkpoint reader."""

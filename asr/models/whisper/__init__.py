@@ -1,0 +1,1 @@
+"""The Whisper family: model, decoding backends (torch, CTranslate2), audio context, caches, assets, CT2 import."""

@@ -1,0 +1,87 @@
+"""An exported Whisper without our code: a plain transformers pipeline (always 30 s) against
+``asr evaluate``'s default path (the context the model was fine-tuned at), on the same clips.
+
+    python -m benchmarks.export_pipeline --model runs/demo/whisper-base-lora/export \\
+        --manifest runs/demo/data/manifests/test.jsonl
+
+The pipeline is what a Hub user runs; the card's usage section shows exactly this call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from asr.data.audio import load_audio
+from asr.data.manifest import read_manifest
+from asr.inference import EvalSettings, transcribe_manifest
+from asr.metrics import score
+from asr.models import load_model
+from asr.models.spec import DecodeOptions
+from benchmarks.markdown import publish
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, type=Path, help="an exported (merged) Whisper folder")
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+
+
+def run(args: argparse.Namespace) -> int:
+    from transformers import pipeline
+
+    torch.set_num_threads(args.threads)
+    utts = read_manifest(args.manifest)[: args.limit]
+    refs = [u.text for u in utts]
+    asr = pipeline("automatic-speech-recognition", model=str(args.model), device="cpu")
+    start = time.perf_counter()
+    plain = [
+        asr(load_audio(u.audio), generate_kwargs={"language": "zh", "task": "transcribe"})["text"]
+        for u in utts
+    ]
+    plain_s = time.perf_counter() - start
+
+    model = load_model(args.model, device="cpu")
+    settings = EvalSettings(batch_size=16, decode=DecodeOptions(), progress=False)
+    start = time.perf_counter()
+    ours = transcribe_manifest(model, utts, Path(tempfile.mkdtemp(prefix="bench-export-")), settings)
+    ours_s = time.perf_counter() - start
+    context = model.decoding_settings(settings.decode)["audio_context"]
+
+    ids = [u.id for u in utts]
+    rows = [
+        ("transformers pipeline (30 s, no guard)", score(ids, refs, plain).metrics, plain_s),
+        (
+            f"asr evaluate default (audio_context {context}, guard)",
+            score(ids, refs, [r["prediction"] for r in ours]).metrics,
+            ours_s,
+        ),
+    ]
+    lines = [
+        "",
+        f"## An export outside the toolkit: {args.model}, {len(utts)} clips of {args.manifest}",
+        "",
+        f"Command: `python -m benchmarks.export_pipeline --model {args.model} --manifest {args.manifest}`",
+        "",
+        "| decoder | CER | S | D | I | seconds |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {name} | {m.cer:.4f} | {m.substitutions} | {m.deletions} | {m.insertions} | {sec:.1f} |"
+            for name, m, sec in rows
+        ),
+    ]
+    publish("\n".join(lines) + "\n", write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

@@ -1,0 +1,231 @@
+"""Size, memory and CPU speed of each registered model at its real size, one command.
+
+    python -m benchmarks.footprint [--models whisper-small xlsr-53-zh ...] [--utterances 4]
+
+The weights are the replicas of :mod:`tests.replicas` (the publishers' layouts, configs and
+shapes with random weights), written once under ``--work``. Per model, each measurement runs
+in its own child process, so its peak resident memory (``getrusage`` max RSS) is that model's:
+
+- ``eval``: load time, parameters, transcription of ``--utterances`` demo test clips one at a
+  time (seconds per utterance; Whisper decodes up to its hallucination-guard cap, which random
+  weights reach) and the peak RSS;
+- ``train``: LoRA with the model's ``configs/<name>-lora.yaml`` settings (trainable parameters),
+  ``--steps`` optimizer steps at ``--batch-size`` demo training clips (AdamW, fp32; seconds of
+  the last step) and the peak RSS.
+
+Prints a markdown table and appends it to BENCHMARKS.md (``--no-write``: print only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from asr.io import write_json
+from benchmarks.markdown import add_common_arguments
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = (
+    "whisper-tiny",
+    "whisper-base",
+    "whisper-small",
+    "xlsr-53-zh",
+    "paraformer-large",
+    "sensevoice-small",
+    "whisper-large-v3-turbo",
+    "whisper-large-v3",
+)
+PHASES = ("eval", "train")
+
+
+def _rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _clips(work: Path, split: str, n: int) -> tuple[list[Any], list[str]]:
+    from asr.data.audio import load_audio
+    from asr.data.manifest import read_manifest
+
+    utts = read_manifest(work / "data" / "manifests" / f"{split}.jsonl")[:n]
+    return [load_audio(u.audio) for u in utts], [u.text_norm for u in utts]
+
+
+def _lora_config(name: str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((REPO / "configs" / f"{name}-lora.yaml").read_text(encoding="utf-8"))
+
+
+def _lora_settings(name: str) -> dict[str, Any]:
+    lora = dict(_lora_config(name).get("lora") or {})
+    return {k: v for k, v in lora.items() if v is not None}
+
+
+def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from asr.models import load_model
+    from asr.models.spec import DecodeOptions
+
+    work = Path(args.work)
+    baseline = _rss()
+    start = time.perf_counter()
+    model = load_model(work / "models" / name, device="cpu", dtype="fp32")
+    result: dict[str, Any] = {"load_seconds": time.perf_counter() - start}
+    result["parameters"] = sum(p.numel() for p in model.module.parameters())
+    if phase == "eval":
+        waves, _ = _clips(work, "test", args.utterances)
+        options = DecodeOptions(language=model.spec.language or "zh")
+        model.transcribe(waves[:1], options, durations=[len(waves[0]) / 16000])  # warm-up
+        start = time.perf_counter()
+        for wave in waves:
+            model.transcribe([wave], options, durations=[len(wave) / 16000])
+        result["seconds_per_utterance"] = (time.perf_counter() - start) / len(waves)
+        result["audio_seconds"] = sum(len(w) for w in waves) / 16000 / len(waves)
+    else:
+        waves, texts = _clips(work, "train", args.batch_size)
+        model.set_trainable("lora", _lora_settings(name))
+        model.set_audio_context(str(_lora_config(name).get("audio_context", "full")))
+        module = model.module
+        module.train()
+        trainable = [p for p in module.parameters() if p.requires_grad]
+        result["trainable_parameters"] = sum(p.numel() for p in trainable)
+        optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+        step_seconds = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            batch = model.collate(waves, texts)
+            loss = model.loss(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_seconds.append(time.perf_counter() - start)
+        result["step_seconds"] = step_seconds[-1]
+        result["loss"] = float(loss.detach())
+    result["baseline_rss"] = baseline
+    result["peak_rss"] = _rss()
+    return result
+
+
+def report(
+    rows: dict[str, dict[str, dict[str, Any]]], failures: dict[str, str], args: argparse.Namespace
+) -> str:
+    def gib(x: float) -> str:
+        return f"{x / 2**30:.2f} GiB"
+
+    lines = [
+        "",
+        f"## Footprint of every model at its real size (random-weight replicas), CPU {args.threads} threads, fp32",
+        "",
+        "Command: `python -m benchmarks.footprint"
+        + (f" --models {' '.join(args.models)}" if tuple(args.models) != DEFAULT_MODELS else "")
+        + "` (each measurement in its own child process). Evaluation: demo test clips one at a time "
+        f"(mean {args._audio_seconds:.1f} s of audio; Whisper decodes up to its guard's token cap, which random "
+        f"weights reach, so its s/utt is an upper bound). Training: LoRA as in `configs/<name>-lora.yaml` "
+        f"(its audio_context too), batch {args.batch_size}, AdamW, time of step {args.steps}.",
+        "",
+        "| model | parameters | LoRA trainable | load | peak RSS eval | s/utt (eval) | peak RSS train step | s/step (batch "
+        f"{args.batch_size}) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in args.models:
+        if name in failures:
+            lines.append(f"| {name} | not measured: {failures[name]} | | | | | | |")
+            continue
+        ev, tr = rows[name].get("eval"), rows[name].get("train")
+        cells = [
+            f"{ev['parameters'] / 1e6:.1f} M" if ev else "-",
+            f"{tr['trainable_parameters'] / 1e6:.2f} M ({100 * tr['trainable_parameters'] / tr['parameters']:.2f}%)"
+            if tr
+            else "-",
+            f"{ev['load_seconds']:.1f} s" if ev else "-",
+            gib(ev["peak_rss"]) if ev else "-",
+            f"{ev['seconds_per_utterance']:.2f}" if ev else "-",
+            gib(tr["peak_rss"]) if tr else "-",
+            f"{tr['step_seconds']:.1f}" if tr else "-",
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="registered names")
+    parser.add_argument("--utterances", type=int, default=4, help="demo test clips transcribed per model")
+    parser.add_argument("--batch-size", type=int, default=4, help="training clips per step")
+    parser.add_argument("--steps", type=int, default=2, help="training steps (the last is timed)")
+    parser.add_argument("--work", default=None, help="where replicas and data go (default: a temp dir)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
+    add_common_arguments(parser, PHASES)
+    parser.add_argument("--name", default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.phase:  # a child: one measurement, result as JSON
+        result = run_phase(args.phase, args.name, args)
+        write_json(Path(args.work) / f"{args.name}-{args.phase}.json", result)
+        return 0
+
+    from asr.data.prepare import prepare
+    from tests.replicas import NAMES, write_replica
+
+    unknown = [m for m in args.models if m not in NAMES]
+    if unknown:
+        raise SystemExit(f"no replica for {', '.join(unknown)}; known: {', '.join(NAMES)}")
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-footprint-"))
+    args.work = str(work)
+    if not (work / "data" / "manifests" / "test.jsonl").is_file():
+        prepare(REPO / "demo" / "cs-mage-demo", work / "data")
+    waves, _ = _clips(work, "test", args.utterances)
+    args._audio_seconds = sum(len(w) for w in waves) / 16000 / len(waves)
+
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    failures: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    for name in args.models:
+        target = work / "models" / name
+        if not (target / ".replica-complete").is_file():
+            print(f"{name}: writing the replica ...", flush=True)
+            write_replica(name, target)
+            (target / ".replica-complete").write_text("", encoding="utf-8")
+        rows[name] = {}
+        for phase in PHASES:
+            command = [sys.executable, "-m", "benchmarks.footprint", "--phase", phase, "--name", name,
+                       "--work", str(work), "--utterances", str(args.utterances),
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+                       "--threads", str(args.threads)]  # fmt: skip
+            print(f"{name}: {phase} ...", flush=True)
+            try:
+                subprocess.run(command, cwd=REPO, check=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                failures.setdefault(name, f"{phase} over {args.timeout:.0f} s")
+                continue
+            except subprocess.CalledProcessError as err:
+                failures.setdefault(name, f"{phase} failed (exit {err.returncode})")
+                continue
+            rows[name][phase] = json.loads((work / f"{name}-{phase}.json").read_text(encoding="utf-8"))
+            print(f"{name}: {phase}: {json.dumps(rows[name][phase])}", flush=True)
+        if name in failures and rows[name]:  # a partial row is still useful: missing cells show "-"
+            notes[name] = failures.pop(name)
+    from benchmarks.markdown import publish
+
+    text = report(rows, failures, args)
+    if notes:
+        text += "\n" + "\n".join(f"- {name}: {note}" for name, note in notes.items()) + "\n"
+    publish(text, write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    from asr.cli import standalone
+
+    sys.exit(standalone(__name__))

@@ -1,0 +1,139 @@
+"""Packed Whisper decoding: the window plan, the split back per clip, and the tiny-model path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asr.models.whisper.packing_plan import (
+    Segment,
+    Window,
+    pack,
+    plan_windows,
+    proportional_split,
+    segments_from_tokens,
+    split_segments,
+)
+
+TS = 1000  # timestamp_begin in the synthetic token streams
+SPECIAL = {900, 901}
+
+
+def test_plan_places_clips_gap_apart_and_starts_a_new_window_when_full() -> None:
+    windows = plan_windows([4.0, 5.0, 10.0, 9.0, 3.0], gap_s=1.0, max_s=29.0)
+    assert [w.indices for w in windows] == [(0, 1, 2), (3, 4)]
+    assert windows[0].starts == (0.0, 5.0, 11.0)
+    assert windows[0].spans == [(0.0, 4.0), (5.0, 10.0), (11.0, 21.0)]
+    assert windows[1].starts == (0.0, 10.0) and windows[1].end == 13.0
+
+
+def test_plan_fills_exactly_to_the_limit() -> None:
+    windows = plan_windows([14.0, 14.0, 1.0], gap_s=1.0, max_s=29.0)
+    assert [w.indices for w in windows] == [(0, 1), (2,)]  # 14 + 1 + 14 = 29 fits; the 1 s clip does not
+
+
+def test_long_clips_go_alone() -> None:
+    windows = plan_windows([3.0, 35.0, 2.0, 29.5, 2.0], gap_s=1.0, max_s=29.0)
+    assert [w.indices for w in windows] == [(0,), (1,), (2,), (3,), (4,)]
+    assert all(w.starts == (0.0,) for w in windows)
+
+
+def test_longest_first_packs_fuller_windows_and_keeps_indices() -> None:
+    durations = [2.0, 20.0, 3.0, 8.0, 5.0]
+    windows = plan_windows(durations, gap_s=1.0, max_s=29.0, longest_first=True)
+    assert [w.indices for w in windows] == [(1, 3), (4, 2, 0)]
+    assert sorted(i for w in windows for i in w.indices) == list(range(5))
+    assert windows[1].durations == (5.0, 3.0, 2.0)
+
+
+def test_pack_puts_each_clip_at_its_offset() -> None:
+    sr = 16000
+    waves = [np.full(sr, 1.0, np.float32), np.full(sr // 2, 2.0, np.float32)]
+    window = plan_windows([1.0, 0.5], gap_s=0.25)[0]
+    out = pack(waves, window)
+    assert len(out) == int(1.75 * sr)
+    assert (out[:sr] == 1.0).all() and (out[sr : sr + sr // 4] == 0.0).all()
+    assert (out[int(1.25 * sr) :] == 2.0).all()
+
+
+def test_segments_from_tokens_pairs_timestamps_and_closes_the_tail() -> None:
+    def decode(tokens: list[int]) -> str:
+        return "".join(chr(ord("a") + t) for t in tokens)
+
+    # <|0.00|> a b <|1.00|><|1.50|> c <|2.00|> 900(eos-like) d (unclosed)
+    tokens = [TS, 0, 1, TS + 50, TS + 75, 2, TS + 100, 900, 3]
+    segs = segments_from_tokens(tokens, TS, SPECIAL, decode, end_s=5.0)
+    assert segs == [Segment(0.0, 1.0, "ab"), Segment(1.5, 2.0, "c"), Segment(2.0, 5.0, "d")]
+
+
+def test_split_assigns_by_overlap_and_cuts_a_straddling_segment() -> None:
+    spans = [(0.0, 3.0), (4.0, 7.0), (8.0, 10.0)]
+    segments = [
+        Segment(0.0, 2.9, "今天恰饭"),
+        Segment(3.1, 3.6, "啰"),  # in the gap: 0.4 s nearer the first clip, 0.1 s (jitter) past the midpoint
+        Segment(4.1, 5.0, "点外卖"),
+        # straddles the second boundary (gap midpoint 7.5): 2.5 s before, 1.5 s after
+        Segment(5.0, 9.0, "一二三四五六七八"),
+        Segment(9.0, 9.9, "嘞"),
+    ]
+    assert split_segments(segments, spans) == ["今天恰饭啰", "点外卖一二三四五", "六七八嘞"]
+
+
+def test_split_ignores_timestamp_jitter_and_gives_empty_clips_nothing() -> None:
+    spans = [(0.0, 3.0), (4.0, 7.0), (8.0, 10.0)]
+    # ends 0.1 s past the first gap's midpoint (3.5): jitter, not a second clip's text
+    segments = [Segment(0.0, 3.6, "一二三四五"), Segment(8.0, 10.0, "六七")]
+    assert split_segments(segments, spans) == ["一二三四五", "", "六七"]
+
+
+def test_proportional_split_snaps_to_spaces() -> None:
+    # half of 17 chars is 8.5; the cut moves to the nearest space, after "hello"
+    assert proportional_split("hello world again", [1.0, 1.0]) == ["hello ", "world again"]
+    assert proportional_split("一二三四五六", [1.0, 1.0, 1.0]) == ["一二", "三四", "五六"]
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    from asr.models import load_model
+    from tests.tiny_models.whisper import build_tiny
+
+    return load_model(build_tiny(tmp_path_factory.mktemp("tiny")), device="cpu", dtype="fp32")
+
+
+def test_transcribe_packed_returns_one_text_per_clip_in_order(tiny_whisper, monkeypatch) -> None:
+    """Windows are decoded with timestamps, singles the ordinary way; texts land at their input index."""
+    from asr.models.whisper import packing as whisper_packing
+    from asr.models.spec import DecodeOptions
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    durations = [1.0, 1.5, 29.5, 1.0, 1.0]
+    opts = DecodeOptions(max_tokens_per_second=1.0, min_new_tokens=3)  # a random model talks to its cap
+    waves = [rng.standard_normal(int(d * sr)).astype(np.float32) * 0.1 for d in durations]
+    seen: list[tuple[int, ...]] = []
+    real_split = whisper_packing._split_window
+
+    def spy(asr_model, seq, window: Window, ids, options) -> list[str]:
+        seen.append(window.indices)
+        assert seq and all(isinstance(t, int) for t in seq)
+        return [f"clip{i}" for i in window.indices]
+
+    monkeypatch.setattr(whisper_packing, "_split_window", spy)
+    texts = whisper_packing.transcribe_packed(tiny_whisper, waves, opts, durations)
+    assert seen == [(0, 1), (3, 4)]
+    assert texts[0:2] == ["clip0", "clip1"] and texts[3:] == ["clip3", "clip4"]
+    assert texts[2] == tiny_whisper.transcribe([waves[2]], opts, [29.5])[0]
+
+    monkeypatch.setattr(whisper_packing, "_split_window", real_split)
+    texts = whisper_packing.transcribe_packed(tiny_whisper, waves, opts, durations)
+    assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
+
+
+def test_window_caps_sum_the_clips_caps() -> None:
+    from asr.models.spec import DecodeOptions
+    from asr.models.whisper.packing import TIMESTAMP_TOKENS_PER_CLIP, window_caps
+
+    windows = plan_windows([1.0, 2.5], gap_s=1.0)
+    opts = DecodeOptions()
+    assert window_caps(windows, opts, 444) == [24 + 42 + 2 * TIMESTAMP_TOKENS_PER_CLIP]
+    assert window_caps(windows, opts, 50) == [50]
