@@ -57,8 +57,8 @@ test-e2e: install
 test-real: install
 	$(BIN)/python -m pytest tests/real $(PYTEST_ARGS)
 
-lint: install ## ruff check + format check
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: install ## ruff check + format check + the layer contracts (lint-imports, pyproject.toml)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache --no-logo
 
 check-bare-install: ## pip install . without extras in a throwaway venv: import asr, asr score (~2 min)
 	bash scripts/check_bare_install.sh $(PYTHON)

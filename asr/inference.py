@@ -3,6 +3,8 @@
 Used by ``asr evaluate``, ``asr zero-shot``, validation during fine-tuning and the
 benchmarks. Batches are length-sorted; audio for the next batch is decoded in a
 background thread while the model works; every batch is written before the next.
+The HTML error report (:mod:`asr.report.html`) is written by the callers that want one
+(``asr evaluate``, ``asr zero-shot``, ``asr finetune``), not here.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ from asr.data.manifest import Utterance
 from asr.decode_log import PredictionWriter, read_done, rewrite_in_order
 from asr.errors import ASRError
 from asr.io import check_output_dir, sha256_file
-from asr.metrics import ScoreResult
+from asr.metrics import ScoreResult, score, write_score
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
-from asr.report.html import write_error_report
 from asr.run_records import EvalRecord, RunSettings
 from asr.runinfo import provenance
 
@@ -139,8 +140,6 @@ def score_rows(
     model: ASRModel, rows: Sequence[dict[str, Any]], out_dir: Path, settings: EvalSettings, **context: Any
 ) -> EvalResult:
     """Score decoded rows (predictions.csv's) once; write metrics.json and per_utterance.csv."""
-    from asr.metrics import score, write_score
-
     result = score(
         [r["id"] for r in rows],
         [r["reference"] for r in rows],
@@ -162,7 +161,6 @@ def score_rows(
         **context,
     )
     write_score(result, out_dir / "metrics.json", out_dir / "per_utterance.csv", record=record)
-    write_error_report(out_dir)
     return EvalResult(record, result)
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from asr.errors import DataError
+from asr.errors import ASRError, DataError
 
 
 def asr_home() -> Path:
@@ -80,8 +80,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
 
 def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     """Create ``path`` if needed and prove it writable, before any work; a clear error if not."""
-    from asr.errors import ASRError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ASRError(f"{what} {path}: exists and is not a folder")
@@ -99,8 +97,6 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
     """The folder of an output file must be writable and the path must not be a folder."""
     path = Path(path)
     if path.is_dir():
-        from asr.errors import ASRError
-
         raise ASRError(f"{what} {path}: is a folder; give a file name")
     check_output_dir(path.parent, what=f"{what} {path}: folder")
     return path

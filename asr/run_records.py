@@ -219,7 +219,7 @@ class FinetuneSummary(Record):
     provenance: dict[str, Any]
     config: dict[str, Any]
     nonfinite_steps: int = 0  # optimizer steps skipped for a non-finite loss or gradient
-    corpus: dict[str, Any] | None = None  # asr.report.corpus.corpus_summary of the prepared data
+    corpus: dict[str, Any] | None = None  # asr.data.corpus_info.corpus_summary of the prepared data
 
     @classmethod
     def _kwargs(cls, data: dict[str, Any], source: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 from asr.models.registry import MODELS
-from asr.report.benchmark import DEFAULT_FINETUNE, BenchmarkPlan, run_benchmark
 from asr.report.leaderboard import write_leaderboard
+from asr.workflows.benchmark import DEFAULT_FINETUNE, BenchmarkPlan, run_benchmark
+from recipes.demo import FINETUNE_OVERRIDES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipes.demo import FINETUNE_OVERRIDES
-
     overrides = [*(FINETUNE_OVERRIDES if args.demo_schedule else []), *args.overrides]
     plan = BenchmarkPlan(
         data=args.data, out=args.out, models=args.models, finetune=args.finetune, overrides=overrides,

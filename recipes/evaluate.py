@@ -16,6 +16,7 @@ from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, s
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
 from asr.models.whisper.context import parse_audio_context
+from asr.report.html import write_error_report
 
 log = logging.getLogger(__name__)
 
@@ -108,5 +109,6 @@ def run(args: argparse.Namespace) -> int:
         model_source=str(args.model),
         manifest=recorded.manifest,
     ).record
+    write_error_report(args.out)
     print(json.dumps({"model": record.model, **record.metrics.headline()}, ensure_ascii=False))
     return 0

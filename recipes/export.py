@@ -12,8 +12,8 @@ import shlex
 from pathlib import Path
 
 from asr.export.ct2 import QUANTIZATIONS
-from asr.export.hub import human_size
 from asr.export.run import ExportOptions, export
+from asr.hub import human_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from asr.report.html import write_run_reports
 from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import finetune
 
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_finetune_config(args.config, args.overrides)
     summary = finetune(cfg, resume=args.resume)
-    if summary:
+    if summary:  # None on the other processes of a distributed run
+        write_run_reports(Path(summary.output_dir))
         test = summary.test
         print(
             json.dumps(

@@ -25,10 +25,17 @@ import argparse
 from pathlib import Path
 
 from asr.data.formats import FORMATS
-from asr.data.hf_export import LICENSE_FLAG
+from asr.data.hf_export import (
+    LICENSE_FLAG,
+    check_hf_folder,
+    looks_like_csmage,
+    push_hf_dataset,
+    write_hf_dataset,
+)
 from asr.data.prepare import PrepareResult, prepare, prepare_hf_dataset
 from asr.data.splits import PROTOCOLS
 from asr.errors import ConfigError
+from asr.hub import validate_repo_id
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,13 +116,9 @@ def _prepare(args: argparse.Namespace) -> PrepareResult:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.data.hf_export import check_hf_folder, looks_like_csmage, push_hf_dataset, write_hf_dataset
-
     if args.push_to_hub and not args.to_hf:
         raise ConfigError("--push-to-hub pushes the --to-hf folder: give --to-hf DIR too")
     if args.push_to_hub:
-        from asr.export.hub import validate_repo_id
-
         validate_repo_id(args.push_to_hub)
     if args.to_hf:
         check_hf_folder(args.to_hf)

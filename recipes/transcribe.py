@@ -18,6 +18,7 @@ from pathlib import Path
 from asr.longform.pipeline import PipelineSettings, model_transcriber
 from asr.longform.segments import SegmentOptions
 from asr.longform.transcribe import BatchReport, parse_formats, transcribe_media
+from asr.models import load_model
 from asr.models.spec import DecodeOptions
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace):
     """The model as ``asr evaluate`` loads it, and its decoding options."""
-    from asr.models import load_model
-
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     extra = {"compute_type": args.ct2_compute_type} if args.ct2_compute_type else {}
     model.set_backend(args.backend, **extra)

@@ -18,7 +18,7 @@ from asr.errors import ASRError
 from asr.io import atomic_write, check_output_dir, write_text
 from asr.models.registry import MODELS
 from asr.run_records import CorpusMetrics
-from asr.zero_shot import evaluate_model
+from asr.workflows.zero_shot import evaluate_model
 
 log = logging.getLogger(__name__)
 

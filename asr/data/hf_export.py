@@ -29,6 +29,7 @@ from asr.data.audio import TARGET_SAMPLE_RATE
 from asr.data.manifest import Utterance
 from asr.data.splits import SPLITS
 from asr.errors import ASRError, ConfigError, DataError
+from asr.hub import HubError, endpoint, resolve_token, validate_repo_id
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,6 @@ def push_hf_dataset(folder: str | os.PathLike, repo_id: str, *, csmage: bool, ac
     ``HF_ENDPOINT`` and ``HF_TOKEN`` / the saved login apply. ConfigError for CS-Mage data unless
     ``accept_license``; HubError (the token scrubbed) when the push fails.
     """
-    from asr.export.errors import HubError
-    from asr.export.hub import endpoint, resolve_token, validate_repo_id
-
     if csmage and not accept_license:
         raise ConfigError(
             f"{repo_id}: these are CS-Mage clips. {CSMAGE_TERMS}; pass {LICENSE_FLAG} to confirm "

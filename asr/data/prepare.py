@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from asr.data.formats import read_corpus, resolve_format
+from asr.data.hf_datasets import HFSource, parse_split_map, read_hf_dataset
 from asr.data.manifest import Utterance, write_manifest
 from asr.data.records import MISSING_AUDIO, MISSING_FROM_SPLIT_FILES, ReadResult, Suspect
 from asr.data.splits import SPLITS, SplitResult, assign_splits, check_split_options, parse_ratios
@@ -180,8 +181,6 @@ def prepare_hf_dataset(
 
     >>> result = prepare_hf_dataset("me/changsha-clips", "prepared", split_map="validation=dev")  # doctest: +SKIP
     """
-    from asr.data.hf_datasets import HFSource, parse_split_map, read_hf_dataset
-
     source = HFSource(str(dataset), config, audio_column, text_column, parse_split_map(split_map))
     return _prepare(
         "hf", dataset, output_dir, options, reader=lambda _, audio: read_hf_dataset(source, audio)

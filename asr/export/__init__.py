@@ -5,7 +5,7 @@ Family-specific files, card text and licences come from the model family
 
 - :mod:`asr.export.merge`: checkpoint checks, LoRA merge (``export_merged``), adapter-only copy.
 - :mod:`asr.export.card`: ``README.md`` with Hub metadata from the run's records.
-- :mod:`asr.export.hub`: repo-id/token checks, dry-run plan, one-commit push.
+- :mod:`asr.hub` (shared with dataset pushes): repo-id/token checks, dry-run plan, one-commit push.
 - :mod:`asr.export.ct2`: CTranslate2 copy through the family's conversion (faster-whisper).
 - :mod:`asr.export.run`: all of it behind ``asr export`` (``export(ExportOptions(...))``).
 """

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import yaml
 
 from asr import __version__
+from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
 from asr.errors import DataError
 from asr.export.card_corpus import (
     V2_PROTOCOL,
@@ -37,7 +38,6 @@ from asr.io import iter_jsonl
 from asr.models.checkpoint import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
-from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus
 from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, Record
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ included, is named as what it is, with its split sizes, and the card says it is 
 
 from __future__ import annotations
 
-from asr.report.corpus import CorpusInfo
+from asr.data.corpus_info import CorpusInfo
 
 CSMAGE_TERMS = (
     "CS-Mage is distributed by its authors for **non-commercial research and education only**. "

@@ -23,12 +23,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from asr.errors import ASRError, DataError, ModelSourceError
 from asr.export.errors import ExportError
 from asr.io import read_json, write_text
+from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.checkpoint import MARKER_FILE
-from asr.models.registry import family_class
+from asr.models.registry import MODELS, family_class
+from asr.models.sources import models_dir, resolve
 from asr.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -111,8 +115,6 @@ def _refuse_run_folder(path: Path) -> None:
 
 def inspect_checkpoint(path: Path) -> Checkpoint:
     """Check that ``path`` is a checkpoint this toolkit can export; raise :class:`ExportError` if not."""
-    from asr.models.sources import resolve
-
     path = Path(path).expanduser()
     if not path.is_dir():
         raise ExportError(f"{path}: no such checkpoint directory (expected e.g. runs/<model>-<method>/best)")
@@ -151,8 +153,6 @@ def inspect_checkpoint(path: Path) -> Checkpoint:
 
 def export_merged(ckpt: Checkpoint, out: Path) -> bool:
     """Write full (LoRA-merged) weights of ``ckpt`` to ``out``; returns True if a LoRA was merged."""
-    from asr.models import load_model
-
     model = load_model(ckpt.path, device="cpu", dtype="fp32")
     try:
         merged = model.merge_lora()
@@ -170,8 +170,6 @@ def export_merged(ckpt: Checkpoint, out: Path) -> bool:
 
 def check_native_weights(path: Path) -> None:
     """``model.pt`` must be a plain dict of tensors (loads with ``torch.load(weights_only=True)``)."""
-    import torch
-
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError and friends: anything but plain tensors
@@ -185,9 +183,6 @@ def check_native_weights(path: Path) -> None:
 
 def portable_base(ckpt: Checkpoint) -> str:
     """The adapter's base as others can load it: the Hub id of a registered model, else as recorded."""
-    from asr.models.registry import MODELS
-    from asr.models.sources import models_dir
-
     ref = ckpt.base_ref or ""
     if ref in MODELS and MODELS[ref].hub_id:
         return MODELS[ref].hub_id

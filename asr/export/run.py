@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr import hub
 from asr.errors import ASRError
-from asr.export import hub
 from asr.export.card import CURVE_FILE, RUN_FILES, CardInfo, RunRecords, build_card
 from asr.export.ct2 import QUANTIZATIONS, export_ct2
 from asr.export.errors import ExportError

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from asr.errors import ConfigError
 from asr.longform.vad import FRAME_SAMPLES
 
 FRAME_SECONDS = FRAME_SAMPLES / 16000
@@ -52,8 +53,6 @@ class SegmentOptions:
     max_pause_seconds: float | None = None
 
     def check(self) -> None:
-        from asr.errors import ConfigError
-
         if self.max_seconds < 1.0:
             raise ConfigError(f"the longest piece must be at least 1 s, not {self.max_seconds}")
         if self.max_pause_seconds is not None and self.max_pause_seconds < 0:

@@ -1,7 +1,8 @@
-"""Reports over finished runs: the leaderboard table, significance, plots, the HTML error report, and
-what corpus a run used.
+"""Reports over finished runs: the leaderboard table, significance, plots, the HTML error report.
 
-- :mod:`asr.report.corpus`: the prepared data's own record, named in every card and report;
+What corpus a run used comes from :mod:`asr.data.corpus_info`; the ``asr benchmark`` orchestrator
+lives in :mod:`asr.workflows.benchmark`.
+
 - :mod:`asr.report.rows`: one row per evaluation, read from run folders through :mod:`asr.run_records`;
 - :mod:`asr.report.table`: ``results.md``, ``results.csv``, ``results.tex``;
 - :mod:`asr.report.significance`: paired bootstrap of every row against a baseline row;

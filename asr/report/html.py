@@ -183,3 +183,12 @@ def write_error_report(eval_dir: Path, embed_audio_max_bytes: int = 0) -> Path |
     except Exception as err:  # the evaluation's own results are written; the report is extra
         log.warning("%s: no error report (%s: %s)", eval_dir, type(err).__name__, err)
         return None
+
+
+def write_run_reports(run_dir: Path) -> list[Path]:
+    """``report.html`` in every evaluation folder of a fine-tuning run (each validation step,
+    ``test/``, ``zero_shot/``); written by the caller once the run has finished."""
+    run_dir = Path(run_dir)
+    folders = [*sorted(run_dir.glob("validation/step-*")), run_dir / "test", run_dir / "zero_shot"]
+    pages = [write_error_report(f) for f in folders if (f / "metrics.json").is_file()]
+    return [page for page in pages if page is not None]

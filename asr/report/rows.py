@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
 from asr.errors import DataError
 from asr.models.registry import MODELS
-from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus
 from asr.report.utterances import load_utterances
 from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, RunSettings
 

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from asr.data.corpus_info import CorpusInfo
 from asr.io import write_text
-from asr.report.corpus import CorpusInfo
 from asr.report.rows import Row
 
 CSV_COLUMNS = (

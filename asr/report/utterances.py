@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import DataError
+from asr.io import iter_jsonl
 from asr.metrics.corpus import ScoreResult
 from asr.run_records import CorpusMetrics
 
@@ -48,8 +49,6 @@ def read_manifest_rows(manifest: Path | None) -> dict[str, dict[str, Any]]:
     """Manifest rows by id (empty when there is no manifest to read)."""
     if manifest is None or not Path(manifest).is_file():
         return {}
-    from asr.io import iter_jsonl
-
     return {str(row.get("id")): row for _, row in iter_jsonl(manifest, skip_torn=True)}
 
 

@@ -13,6 +13,7 @@ from asr.errors import ConfigError, DataError
 from asr.io import write_json
 from asr.models import bf16_supported
 from asr.models.base import ASRModel
+from asr.models.registry import MODELS, unknown_model
 from asr.text.normalize import normalize
 from asr.train.finetune_config import FinetuneConfig
 
@@ -21,8 +22,6 @@ log = logging.getLogger(__name__)
 
 def check_model_reference(model: str) -> None:
     """A registered name, an existing directory or an ``org/name`` Hub id; else the known names."""
-    from asr.models.registry import MODELS, unknown_model
-
     path = Path(model).expanduser()
     if path.is_dir() or model in MODELS:
         return

@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from asr.data.corpus_info import corpus_summary
 from asr.data.manifest import Utterance
 from asr.errors import TrainingError
 from asr.inference import EvalResult, EvalSettings, evaluate
 from asr.metrics import paired_bootstrap
+from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
-from asr.report.corpus import corpus_summary
 from asr.run_records import FinetuneSummary, TestComparison
 from asr.runinfo import provenance
 from asr.train.dataset import SpeechCollator, SpeechDataset
@@ -55,6 +56,7 @@ from asr.train.preflight import check_deepspeed, check_model_reference, check_vo
 from asr.train.reporting import TrainLog, TrainLogCallback, plot_training_curve, validation_cer_at
 from asr.train.run_dir import checkpoint_step, prepare_run_dir, resume_point
 from asr.train.splits import Splits, load_splits
+from asr.train.trainer import ASRTrainer, FinalStepCallback, LossModule
 from asr.train.training_args import training_arguments
 from asr.train.validation import decode_autocast
 from asr.typed_config import to_dict
@@ -133,8 +135,6 @@ class FinetuneRecipe:
         """Seeded load on CPU, batch sizes, learning rate, arguments, vocabulary check, trainable parameters."""
         from transformers import set_seed
 
-        from asr.models import load_model
-
         cfg = self.cfg
         set_seed(cfg.seed)  # before the model is built: LoRA initialisation draws from the RNG
         model = self.asr_model = load_model(cfg.model, device="cpu", dtype="fp32")
@@ -158,8 +158,6 @@ class FinetuneRecipe:
         )
 
     def _build_trainer(self) -> Trainer:
-        from asr.train.trainer import ASRTrainer, LossModule
-
         spec = self.asr_model.spec
         self.decode = DecodeOptions(beam_size=spec.beam_size, language=spec.language, task=spec.task)
         self.asr_model.to(self.args.device)
@@ -180,8 +178,6 @@ class FinetuneRecipe:
     def _trainer_callbacks(self) -> list[TrainerCallback]:
         from transformers import EarlyStoppingCallback
         from transformers.integrations import TensorBoardCallback
-
-        from asr.train.trainer import FinalStepCallback
 
         callbacks: list[TrainerCallback] = [
             TrainLogCallback(self.train_log, self.out / "training_curve.png"),
@@ -342,8 +338,6 @@ class FinetuneRecipe:
 
         On CUDA it is loaded in the training half precision (bf16/fp16), beside the fine-tuned model.
         """
-        from asr.models import load_model
-
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
-from asr.report import benchmark
+from asr.workflows import benchmark
 
 
 @pytest.fixture

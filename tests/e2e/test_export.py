@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from asr import hub as hub_module
 from asr.cli import main
-from asr.export import hub as hub_module
 from tests.e2e.conftest import DEMO
 from tests.fake_hub import FakeHub
 from tests.unit.export.test_card import write_run

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from asr.export import hub as hub_module
+from asr import hub as hub_module
 from tests.fake_hub import FakeHub
 
 TOKEN = "hf_fakehubUNITtoken"

@@ -98,7 +98,7 @@ def test_several_gpus_are_refused_before_the_model_loads(
     def no_load(*args: Any, **kwargs: Any):
         raise AssertionError("the model was loaded before the device check")
 
-    monkeypatch.setattr("asr.models.load_model", no_load)
+    monkeypatch.setattr(recipe, "load_model", no_load)
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="torchrun"):
         recipe.FinetuneRecipe(_cfg(f"output_dir={out}")).setup()
@@ -445,7 +445,7 @@ def test_zero_shot_model_loads_in_training_half_precision_on_cuda(
         calls.append({"model": model, "device": device, "dtype": dtype})
         raise Stop
 
-    monkeypatch.setattr("asr.models.load_model", fake_load_model)
+    monkeypatch.setattr("asr.train.recipe.load_model", fake_load_model)
     recipe = _bare_recipe(tmp_path, device, precision)
     with pytest.raises(Stop):
         recipe._test_zero_shot()

@@ -1,4 +1,4 @@
-"""Push an export folder to the Hugging Face Hub (or the mirror named by ``HF_ENDPOINT``).
+"""Push a folder (model export or dataset) to the Hugging Face Hub or the mirror in ``HF_ENDPOINT``.
 
 One ``create_repo(exist_ok=True)`` and one ``upload_folder`` call: the upload is a single
 commit, so a failed push leaves no partial commit behind. The token comes from ``HF_TOKEN``
@@ -16,11 +16,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.export.errors import HubCredentialsError, HubError, HubNetworkError, InvalidRepoIdError
+from asr.errors import ASRError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+class HubError(ASRError):
+    """A Hugging Face Hub push failed (the message says whether anything was committed)."""
+
+
+class HubCredentialsError(HubError):
+    """No Hugging Face token was found, or the Hub rejected it."""
+
+
+class InvalidRepoIdError(HubError):
+    """A repository id is not a valid ``user/name`` (checked before any network call)."""
+
+
+class HubNetworkError(HubError):
+    """The Hub (or ``HF_ENDPOINT``) could not be reached, or answered with a server error."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from asr.data.corpus_info import corpus_summary, find_corpus, identify, read_corpus
 from asr.export.card import CardInfo, RunRecords, build_card
 from asr.models.registry import get_spec
-from asr.report.corpus import corpus_summary, find_corpus, identify, read_corpus
 from tests.unit.export.test_card import METRICS, SUMMARY_NESTED, write_run
 
 DEMO_REPORT = {

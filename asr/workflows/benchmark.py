@@ -2,7 +2,7 @@
 
 Stages, each a folder under ``out`` with its ``stage.json`` (:mod:`asr.report.stages`):
 
-1. ``zero-shot/<model>``: every model on the test split (:func:`asr.zero_shot.evaluate_model`);
+1. ``zero-shot/<model>``: every model on the test split (:func:`asr.workflows.zero_shot.evaluate_model`);
 2. ``finetune/<model>-<method>``: the configured fine-tunes (:func:`asr.train.recipe.finetune`,
    which also evaluates the best checkpoint on the test split);
 3. ``report/``: the leaderboard, plots and an HTML error report of every evaluation
@@ -23,8 +23,13 @@ from pathlib import Path
 from asr.errors import ConfigError, ModelSourceError
 from asr.io import sha256_file
 from asr.models.registry import MODELS
+from asr.models.sources import resolve
+from asr.report.html import write_run_reports
 from asr.report.rows import SETTINGS, ZERO_SHOT
 from asr.report.stages import Stage, run_stage
+from asr.train.finetune_config import load_finetune_config
+from asr.train.recipe import finetune
+from asr.workflows.zero_shot import evaluate_model
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +81,6 @@ class BenchmarkPlan:
 @cache
 def weights_problem(model: str) -> str | None:
     """Why ``model``'s weights cannot be found (None when they can); looked up once per process."""
-    from asr.models.sources import resolve
-
     try:
         resolve(model)
     except ModelSourceError as err:
@@ -100,8 +103,6 @@ def _manifest_hashes(data: Path) -> dict[str, str]:
 
 
 def zero_shot_stage(plan: BenchmarkPlan, model: str) -> Stage:
-    from asr.zero_shot import evaluate_model
-
     name = Path(model).name
     folder = plan.out / "zero-shot" / name
     settings = {"model": model, "manifest": str(plan.manifest.resolve()), "manifest_sha256": sha256_file(plan.manifest),
@@ -134,11 +135,9 @@ def finetune_stage(plan: BenchmarkPlan, entry: str) -> Stage:
 
     def work() -> None:
         _require_weights(model)
-        from asr.train.finetune_config import load_finetune_config
-        from asr.train.recipe import finetune
-
         cfg = load_finetune_config(config, overrides)
-        finetune(cfg, resume=any(folder.glob("checkpoint-*")))
+        if finetune(cfg, resume=any(folder.glob("checkpoint-*"))):
+            write_run_reports(folder)
 
     return run_stage(stage, work, plan.force)
 
