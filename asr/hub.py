@@ -54,6 +54,7 @@ def endpoint() -> str:
 
 def validate_repo_id(repo_id: str) -> str:
     """Check ``user/name`` with huggingface_hub's own validator, before any network call."""
+    # huggingface_hub's API takes seconds to import; asr prepare loads this module without pushing
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id as hf_validate
 
@@ -70,7 +71,7 @@ def validate_repo_id(repo_id: str) -> str:
 
 def resolve_token() -> str:
     """``HF_TOKEN`` or the saved login; a clear error when there is neither."""
-    from huggingface_hub import get_token
+    from huggingface_hub import get_token  # slow to import, as above
 
     token = get_token()
     if not token:
@@ -186,7 +187,7 @@ def push_folder(
     commit_message: str = "Upload model exported with cs-mage-asr",
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` in one commit; returns the commit URL."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # slow to import, as above
 
     validate_repo_id(repo_id)
     api = HfApi(endpoint=endpoint(), token=token)

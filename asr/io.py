@@ -14,6 +14,7 @@ write leaves no temp file behind.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -104,8 +105,6 @@ def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file's bytes."""
-    import hashlib
-
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

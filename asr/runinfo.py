@@ -39,6 +39,7 @@ def git_commit() -> str | None:
 
 def provenance() -> dict[str, Any]:
     """Versions and environment that produced a result."""
+    # heavy: asr.runinfo sits in the bottom layer, which must stay cheap to import
     import torch
     import transformers
 

@@ -32,6 +32,9 @@ from asr.data.records import NON_FINITE_AUDIO, UNREADABLE_AUDIO
 from asr.errors import DataError
 from asr.io import atomic_write
 
+# soundfile, PyAV and soxr are imported where used (together about a second): each loads only when a
+# file needs it (soundfile for WAV/FLAC/OGG, PyAV for other containers, soxr to resample).
+
 TARGET_SAMPLE_RATE = 16000
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg"})
 # libsndfile subtypes that store integers: they cannot hold NaN or infinity.

@@ -246,6 +246,7 @@ def protocol(metrics: CorpusMetrics | dict[str, Any], corpus: CorpusInfo = UNKNO
 
 def card_data(info: CardInfo, records: RunRecords) -> Any:
     """Hub metadata (``ModelCardData``) for the card's YAML header."""
+    # seconds to import; only the card needs huggingface_hub's card classes
     from huggingface_hub import EvalResult, ModelCardData
 
     spec = info.spec
@@ -477,7 +478,7 @@ def _limitations(family: str, corpus: CorpusInfo) -> str:
 
 def build_card(info: CardInfo, records: RunRecords, *, has_curve: bool | None = None) -> Any:
     """The full card (``huggingface_hub.ModelCard``): YAML metadata plus prose."""
-    from huggingface_hub import ModelCard
+    from huggingface_hub import ModelCard  # slow to import, as above
 
     has_curve = records.curve is not None if has_curve is None else has_curve
     data = card_data(info, records)

@@ -12,6 +12,7 @@ had moved aside (``.OUT.old``) is put back, or dropped once the new one is in pl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -20,6 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+from huggingface_hub import get_token
 
 from asr import hub
 from asr.errors import ASRError
@@ -181,10 +185,6 @@ def _portable_values(obj: object, run_dir: Path) -> object:
 
 def _portable_record(src: Path, run_dir: Path) -> str | None:
     """The text of a run record (JSON or YAML) with local paths replaced; None when it does not parse."""
-    import json
-
-    import yaml
-
     text = src.read_text(encoding="utf-8", errors="replace")
     try:
         if src.suffix == ".json":
@@ -356,8 +356,6 @@ def export(options: ExportOptions) -> ExportResult:
     result = ExportResult(out=out, files=hub.upload_plan(out), merged_lora=merged)
     if options.push_to_hub:
         if options.dry_run:
-            from huggingface_hub import get_token
-
             result.plan = hub.describe_plan(
                 result.files, options.push_to_hub, options.private, bool(get_token())
             )

@@ -30,7 +30,7 @@ def probe_duration(path: Path) -> float:
 
 def _frames(path: Path) -> Iterator[tuple[np.ndarray, int]]:
     """``(mono float32 samples, sample rate)`` per decoded frame."""
-    import av
+    import av  # PyAV and soxr take about a second to import: loaded when media is read
 
     try:
         container = av.open(str(path))

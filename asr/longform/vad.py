@@ -12,6 +12,8 @@ as the frame-by-frame model, so a stream gives the probabilities the whole file 
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 
 FRAME_SAMPLES = 512  # silero-vad's window at 16 kHz (32 ms)
@@ -20,8 +22,6 @@ _MAX_FRAMES = 512
 
 
 def _model_path() -> str:
-    from importlib import resources
-
     return str(resources.files("silero_vad.data").joinpath("silero_vad_16k_sequence.onnx"))
 
 
@@ -29,7 +29,7 @@ class StreamingVAD:
     """Feed 16 kHz blocks with :meth:`push`; each returns the probabilities of the frames completed."""
 
     def __init__(self, threads: int = 1) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # about 1 s to import: only asr transcribe / segment need it
 
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1

@@ -21,7 +21,7 @@ MAX_GROUPS = 30  # speakers/videos shown in the per-speaker plot (the most frequ
 
 
 def _pyplot() -> Any:
-    import matplotlib
+    import matplotlib  # about 2 s to import: only the plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -40,7 +40,7 @@ PROTOCOL = NormOptions()
 
 @lru_cache(maxsize=1)
 def _t2s_converter():
-    import opencc
+    import opencc  # only the optional t2s conversion (off in the protocol) needs it
 
     return opencc.OpenCC("t2s")
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from transformers import EarlyStoppingCallback, set_seed
+from transformers.integrations import TensorBoardCallback
 
 from asr.data.corpus_info import corpus_summary
 from asr.data.manifest import Utterance
@@ -133,8 +135,6 @@ class FinetuneRecipe:
 
     def _setup_model(self) -> None:
         """Seeded load on CPU, batch sizes, learning rate, arguments, vocabulary check, trainable parameters."""
-        from transformers import set_seed
-
         cfg = self.cfg
         set_seed(cfg.seed)  # before the model is built: LoRA initialisation draws from the RNG
         model = self.asr_model = load_model(cfg.model, device="cpu", dtype="fp32")
@@ -176,9 +176,6 @@ class FinetuneRecipe:
         )
 
     def _trainer_callbacks(self) -> list[TrainerCallback]:
-        from transformers import EarlyStoppingCallback
-        from transformers.integrations import TensorBoardCallback
-
         callbacks: list[TrainerCallback] = [
             TrainLogCallback(self.train_log, self.out / "training_curve.png"),
             FinalStepCallback(),

@@ -79,7 +79,7 @@ def plot_training_curve(records: list[dict[str, Any]], png: Path, title: str = "
     cer = [(r["step"], r["eval_cer"]) for r in records if _finite(r.get("eval_cer"))]
     if not loss and not cer:
         return None
-    import matplotlib
+    import matplotlib  # about 2 s to import: only the plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

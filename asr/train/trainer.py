@@ -33,7 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from peft import PeftModel
+from safetensors.torch import save_file, save_model
+from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from asr.data.manifest import Utterance
 from asr.errors import TrainingError
@@ -272,8 +277,6 @@ class ASRTrainer(Trainer):
 
     # --- checkpoints: save and load the family's module, not the wrapper --
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         try:
             super()._save_checkpoint(model, trial)
@@ -298,9 +301,6 @@ class ASRTrainer(Trainer):
             self.model = outer
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        from peft import PeftModel
-        from transformers import PreTrainedModel
-
         if state_dict is not None:  # DeepSpeed/FSDP hand over the wrapper's full state dict
             state_dict = {k.removeprefix("net."): v for k, v in state_dict.items()}
         net = self.model.net
@@ -310,10 +310,6 @@ class ASRTrainer(Trainer):
             return
         if not self.args.should_save:
             return
-        from safetensors.torch import save_file, save_model
-        from transformers.trainer import TRAINING_ARGS_NAME
-        from transformers.utils import SAFE_WEIGHTS_NAME
-
         output_dir = output_dir or self.args.output_dir
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, SAFE_WEIGHTS_NAME)

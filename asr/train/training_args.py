@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from transformers import TrainingArguments
 
 from asr.train.finetune_config import FinetuneConfig
-
-if TYPE_CHECKING:
-    from transformers import TrainingArguments
 
 
 def training_arguments(
@@ -22,8 +20,6 @@ def training_arguments(
     lr: float,
 ) -> TrainingArguments:
     """Validation by CER every ``eval_steps``, checkpoints, best model at the end, seeds, precision."""
-    from transformers import TrainingArguments
-
     return TrainingArguments(
         output_dir=str(out),
         per_device_train_batch_size=batch_size,

@@ -55,6 +55,7 @@ def test_evaluate_writes_complete_outputs(tiny_whisper: Path, demo_data: Path, t
     assert metrics["decoding"]["language"] == "zh" and metrics["decoding"]["return_timestamps"] is False
     assert metrics["provenance"]["toolkit_version"]
     assert (tmp_path / "run" / "per_utterance.csv").is_file()
+    assert (tmp_path / "run" / "report.html").is_file()  # written by the recipe, not by scoring
 
 
 def test_existing_output_needs_resume(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from asr.cli import main
 from asr.errors import ConfigError, DataError, ModelSourceError
 from asr.report.alignment_view import aligned, confusions, counts, repetition_loop
+from asr.report.html import write_run_reports
 from asr.report.leaderboard import build, write_leaderboard
 from asr.report.readme import BEGIN, END, replace_block, results_block
 from asr.report.rows import collect
@@ -166,6 +167,22 @@ def test_finetune_run_with_its_zero_shot_decode(runs, tmp_path):
     assert (tuned.run_dir, tuned.eval_dir, tuned.note) == (run, run / "test", "best step 40")
     assert zero.metrics.cer == pytest.approx(CER_A) and tuned.metrics.cer == pytest.approx(CER_B)
     assert zero.command == "asr evaluate --model whisper-base"
+
+
+def test_run_reports_beside_every_evaluation_of_a_finetuning_run(runs, tmp_path):
+    """``asr finetune`` writes report.html in each validation step, test/ and zero_shot/ when done."""
+    run = tmp_path / "run"
+    folders = [
+        run / "validation" / "step-20",
+        run / "validation" / "step-40",
+        run / "test",
+        run / "zero_shot",
+    ]
+    for folder in folders:
+        write_eval(folder, HYPS_A, runs["data"])
+    (run / "validation" / "step-60").mkdir()  # killed before scoring: no metrics.json, no report
+    assert write_run_reports(run) == [folder / "report.html" for folder in folders]
+    assert not (run / "validation" / "step-60" / "report.html").exists()
 
 
 def test_skip_reasons_are_cut_at_part_boundaries() -> None:
