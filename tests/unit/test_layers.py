@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"

@@ -185,6 +185,23 @@ def test_run_reports_beside_every_evaluation_of_a_finetuning_run(runs, tmp_path)
     assert not (run / "validation" / "step-60" / "report.html").exists()
 
 
+def test_finetune_command_writes_the_run_reports(runs, tmp_path, monkeypatch, capsys):
+    """``asr finetune`` (not the training library) writes the reports once the run has finished."""
+    from types import SimpleNamespace
+
+    from recipes import finetune as finetune_recipe
+
+    run = tmp_path / "run"
+    write_eval(run / "test", HYPS_B, runs["data"])
+    test = SimpleNamespace(fine_tuned={"cer": 0.5}, zero_shot=None)
+    summary = SimpleNamespace(output_dir=str(run), best_dir=str(run / "best"), best_step=40,
+                              best_validation_cer=0.4, test=test)  # fmt: skip
+    monkeypatch.setattr(finetune_recipe, "load_finetune_config", lambda config, overrides: None)
+    monkeypatch.setattr(finetune_recipe, "finetune", lambda cfg, resume: summary)
+    assert finetune_recipe.run(SimpleNamespace(config=None, overrides=[], resume=False)) == 0
+    assert (run / "test" / "report.html").is_file() and '"best_step": 40' in capsys.readouterr().out
+
+
 def test_skip_reasons_are_cut_at_part_boundaries() -> None:
     from asr.report.readme import short_reason
 
