@@ -6,7 +6,8 @@ command, date, commit and machine) and replaces the text between
 makes of that JSON; every other section is left as it is, and a section not yet in the file is
 appended under its title. Only a clean checkout is stamped: with uncommitted changes (other
 than BENCHMARKS.md itself) a run refuses to write before it measures, so every commit in the
-file is one that can be checked out. ``--no-write`` prints the section only.
+file is one that can be checked out. ``--no-write`` prints the section only (stamped with the
+commit 'plus uncommitted changes' where there are some) and saves nothing.
 
     python -m benchmarks.markdown runs/benchmarks/inference.json   # re-render a saved result
 """
@@ -130,11 +131,17 @@ def command_line() -> str:
     return " ".join([head, *map(shlex.quote, sys.argv[1:])])
 
 
+def _commit(text: str) -> str:
+    """``abc`` as code, with a printed-only run's ' plus uncommitted changes' outside the backticks."""
+    sha, _, rest = text.partition(" ")
+    return f"`{sha}`" + (f" {rest}" if rest else "")
+
+
 def stamp(provenance: dict[str, Any]) -> str:
     """The lines that open every generated section."""
     return (
         f"Command: `{provenance['command']}`\n\n"
-        f"Measured on {provenance['date']} at commit `{provenance['commit']}` on {provenance['machine']}."
+        f"Measured on {provenance['date']} at commit {_commit(provenance['commit'])} on {provenance['machine']}."
     )
 
 
@@ -178,10 +185,15 @@ def publish(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Print the section; unless ``--no-write``, save ``result`` as JSON and rewrite the section from it."""
+    if args.no_write:  # printed only: say what the checkout is, clean or not
+        commit, changes = checkout_state()
+        commit = (commit or "none") + (" plus uncommitted changes" if changes else "")
+    else:
+        commit = clean_commit()
     provenance = {
         "command": command or command_line(),
         "date": date.today().isoformat(),
-        "commit": "(not written)" if args.no_write else clean_commit(),
+        "commit": commit,
         "machine": machine(),
     }
     record = {

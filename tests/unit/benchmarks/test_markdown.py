@@ -129,5 +129,6 @@ def test_a_dirty_tree_writes_nothing(tmp_path: Path, monkeypatch) -> None:
         markdown.publish(_args(tmp_path), "toy", "Toy", {"a": 1}, _render, command="c")
     assert (tmp_path / "B.md").read_text() == DOCUMENT and not (tmp_path / "results").exists()
     markdown.check_writable(_args(tmp_path, no_write=True))  # printing only needs no commit
-    markdown.publish(_args(tmp_path, no_write=True), "toy", "Toy", {"a": 1}, _render, command="c")
+    record = markdown.publish(_args(tmp_path, no_write=True), "toy", "Toy", {"a": 1}, _render, command="c")
     assert (tmp_path / "B.md").read_text() == DOCUMENT and not (tmp_path / "results").exists()
+    assert "at commit `0123456789` plus uncommitted changes on " in markdown.render_record(record, _render)

@@ -142,9 +142,9 @@ CASES = {
             "speedup_full_score_vs_naive": 0.49,
         },
         [
-            "2.25 M reference characters",
+            "2,250,000 reference characters",
             "| `cer()` (rapidfuzz edit operations, exact) | 1.5 s | 66,667 |",
-            "32x faster",
+            "32x as fast",
         ],
     ),
     export_pipeline: (
