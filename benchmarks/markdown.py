@@ -196,6 +196,8 @@ def publish(
         "commit": commit,
         "machine": machine(),
     }
+    if args.section != module.replace("_", "-"):  # a second section of the same script: its own heading
+        title = f"{title} ({args.section})"
     record = {
         "module": module,
         "section": args.section,

@@ -132,3 +132,15 @@ def test_a_dirty_tree_writes_nothing(tmp_path: Path, monkeypatch) -> None:
     record = markdown.publish(_args(tmp_path, no_write=True), "toy", "Toy", {"a": 1}, _render, command="c")
     assert (tmp_path / "B.md").read_text() == DOCUMENT and not (tmp_path / "results").exists()
     assert "at commit `0123456789` plus uncommitted changes on " in markdown.render_record(record, _render)
+
+
+def test_a_second_section_of_one_script_gets_its_own_heading(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(markdown, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(markdown, "checkout_state", lambda root=None: ("0123456789", []))
+    args = _args(tmp_path)
+    for section in ("toy", "toy-large"):
+        args.section = section
+        markdown.publish(args, "toy", "Toy", {"a": 1}, _render, command="c")
+    text = (tmp_path / "B.md").read_text()
+    assert text.startswith("# Benchmarks\n\n## Toy\n\n<!-- benchmark:toy -->\n")
+    assert "\n## Toy (toy-large)\n\n<!-- benchmark:toy-large -->\n" in text
