@@ -24,7 +24,7 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from benchmarks.markdown import add_publish_arguments, check_writable, publish
+from benchmarks.markdown import add_publish_arguments, check_writable, publish, table
 
 TITLE = "An export outside the toolkit"
 
@@ -39,16 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def render(result: dict) -> str:
     """The section's table from a saved result."""
+    rows = [
+        [r["decoder"], f"{r['cer']:.4f}", *(str(r[k]) for k in ("substitutions", "deletions", "insertions")),
+         f"{r['seconds']:.1f}"]
+        for r in result["rows"]
+    ]  # fmt: skip
     lines = [
         f"Export `{result['model']}`, {result['n_clips']} clips of `{result['manifest']}`.",
         "",
-        "| decoder | CER | S | D | I | seconds |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['decoder']} | {r['cer']:.4f} | {r['substitutions']} | {r['deletions']} | {r['insertions']} | "
-        f"{r['seconds']:.1f} |"
-        for r in result["rows"]
+        *table(["decoder", "CER", "S", "D", "I", "seconds"], rows),
     ]
     return "\n".join(lines)
 

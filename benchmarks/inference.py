@@ -32,7 +32,7 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from benchmarks.markdown import add_publish_arguments, check_writable, publish
+from benchmarks.markdown import add_publish_arguments, check_writable, publish, table
 
 REPO = Path(__file__).resolve().parents[1]
 TITLE = "Inference"
@@ -148,17 +148,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def render(result: dict) -> str:
     """The section's table from a saved result: speed ratios against the first row."""
     base = result["rows"][0]["utt_per_s"]
+    rows = [
+        [r["system"], f"{r['utt_per_s']:.2f}", f"{r['rtf']:.3f}", f"{r['cer']:.4f}", str(r["insertions"]),
+         f"{r['utt_per_s'] / base:.2f}x"]
+        for r in result["rows"]
+    ]  # fmt: skip
     lines = [
         f"Whisper {result['model']}, {result['n_clips']} clips ({result['audio_seconds']:.0f} s), "
         f"CPU {result['threads']} threads, one process, the systems in turn.",
         "",
-        "| system | utt/s | RTF | CER | insertions | speed vs (a) |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['system']} | {r['utt_per_s']:.2f} | {r['rtf']:.3f} | {r['cer']:.4f} | {r['insertions']} | "
-        f"{r['utt_per_s'] / base:.2f}x |"
-        for r in result["rows"]
+        *table(["system", "utt/s", "RTF", "CER", "insertions", "speed vs (a)"], rows),
     ]
     return "\n".join(lines)
 

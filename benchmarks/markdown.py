@@ -131,6 +131,15 @@ def command_line() -> str:
     return " ".join([head, *map(shlex.quote, sys.argv[1:])])
 
 
+def table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines."""
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
 def _commit(text: str) -> str:
     """``abc`` as code, with a printed-only run's ' plus uncommitted changes' outside the backticks."""
     sha, _, rest = text.partition(" ")
