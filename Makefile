@@ -24,7 +24,8 @@ REPO ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint check-bare-install demo prepare-demo whisper-base \
-        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training make-demo clean
+        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training \
+        benchmark-longform benchmark-footprint benchmark-lora-memory benchmark-scoring make-demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -108,11 +109,26 @@ export: install ## make export MODEL=... METHOD=... [REPO=user/name]
 gpu-check: install ## GPU paths on one GPU in under 8 minutes (replicas, synthetic clips, no downloads)
 	$(BIN)/python -m tools.gpu_check --out runs/gpu-check
 
-benchmark-inference: install whisper-base
-	$(BIN)/python -m benchmarks.inference
+# Each rewrites its own section of BENCHMARKS.md: commit first (a dirty tree is refused), or BENCH_FLAGS=--no-write
+BENCH_FLAGS ?=
+benchmark-inference: install whisper-base prepare-demo ## BENCHMARKS.md "Inference" (stock Whisper base, demo test split)
+	$(BIN)/python -m benchmarks.inference --manifest runs/demo/data/manifests/test.jsonl --limit 20 $(BENCH_FLAGS)
 
-benchmark-training: install whisper-base
-	$(BIN)/python -m benchmarks.training
+benchmark-training: install whisper-base ## BENCHMARKS.md "Training against the authors' recipe"
+	$(BIN)/python -m benchmarks.training $(BENCH_FLAGS)
+
+benchmark-longform: install whisper-base ## BENCHMARKS.md "Long-form transcription"
+	$(BIN)/python -m benchmarks.longform --clips 60 --repeats 3 $(BENCH_FLAGS)
+
+benchmark-footprint: install ## BENCHMARKS.md "Footprint" (six models at real size; long on CPU)
+	$(BIN)/python -m benchmarks.footprint --models whisper-tiny whisper-base whisper-small xlsr-53-zh \
+	  paraformer-large sensevoice-small $(BENCH_FLAGS)
+
+benchmark-lora-memory: install whisper-base ## BENCHMARKS.md "Training memory"
+	$(BIN)/python -m benchmarks.lora_memory $(BENCH_FLAGS)
+
+benchmark-scoring: install ## BENCHMARKS.md "Scoring" (BENCH_FLAGS="--n 2000 --baseline-n 200 --no-write": seconds)
+	$(BIN)/python -m benchmarks.scoring $(BENCH_FLAGS)
 
 make-demo: install ## regenerate the bundled demo corpus with espeak-ng (byte-for-byte deterministic)
 	$(BIN)/python -m tools.make_demo --out demo

@@ -5,6 +5,7 @@
         --manifest runs/demo/data/manifests/test.jsonl
 
 The pipeline is what a Hub user runs; the card's usage section shows exactly this call.
+Saves ``runs/benchmarks/export-pipeline.json`` and rewrites that section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from benchmarks.markdown import publish
+from benchmarks.markdown import add_publish_arguments, check_writable, publish, table
+
+TITLE = "An export outside the toolkit"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +34,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    add_publish_arguments(parser, "export-pipeline")
+
+
+def render(result: dict) -> str:
+    """The section's table from a saved result."""
+    rows = [
+        [r["decoder"], f"{r['cer']:.4f}", *(str(r[k]) for k in ("substitutions", "deletions", "insertions")),
+         f"{r['seconds']:.1f}"]
+        for r in result["rows"]
+    ]  # fmt: skip
+    lines = [
+        f"Export `{result['model']}`, {result['n_clips']} clips of `{result['manifest']}`.",
+        "",
+        *table(["decoder", "CER", "S", "D", "I", "seconds"], rows),
+    ]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from transformers import pipeline
 
+    check_writable(args)
     torch.set_num_threads(args.threads)
     utts = read_manifest(args.manifest)[: args.limit]
     refs = [u.text for u in utts]
@@ -56,28 +75,17 @@ def run(args: argparse.Namespace) -> int:
     context = model.decoding_settings(settings.decode)["audio_context"]
 
     ids = [u.id for u in utts]
-    rows = [
-        ("transformers pipeline (30 s, no guard)", score(ids, refs, plain).metrics, plain_s),
-        (
-            f"asr evaluate default (audio_context {context}, guard)",
-            score(ids, refs, [r["prediction"] for r in ours]).metrics,
-            ours_s,
-        ),
+    systems = [
+        ('transformers `pipeline("automatic-speech-recognition")` (30 s, no guard)', plain, plain_s),
+        (f"`asr evaluate` default (audio_context {context}, guard)", [r["prediction"] for r in ours], ours_s),
     ]
-    lines = [
-        "",
-        f"## An export outside the toolkit: {args.model}, {len(utts)} clips of {args.manifest}",
-        "",
-        f"Command: `python -m benchmarks.export_pipeline --model {args.model} --manifest {args.manifest}`",
-        "",
-        "| decoder | CER | S | D | I | seconds |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {name} | {m.cer:.4f} | {m.substitutions} | {m.deletions} | {m.insertions} | {sec:.1f} |"
-            for name, m, sec in rows
-        ),
-    ]
-    publish("\n".join(lines) + "\n", write=not args.no_write)
+    rows = []
+    for name, hyps, seconds in systems:
+        m = score(ids, refs, hyps).metrics
+        rows.append({"decoder": name, "cer": m.cer, "substitutions": m.substitutions,
+                     "deletions": m.deletions, "insertions": m.insertions, "seconds": seconds})  # fmt: skip
+    result = {"model": str(args.model), "manifest": str(args.manifest), "n_clips": len(utts), "rows": rows}
+    publish(args, "export_pipeline", TITLE, result, render)
     return 0
 
 

@@ -13,7 +13,9 @@ in its own child process, so its peak resident memory (``getrusage`` max RSS) is
   ``--steps`` optimizer steps at ``--batch-size`` demo training clips (AdamW, fp32; seconds of
   the last step) and the peak RSS.
 
-Prints a markdown table and appends it to BENCHMARKS.md (``--no-write``: print only).
+Prints a markdown table, saves ``runs/benchmarks/<section>.json`` and rewrites that section of
+BENCHMARKS.md (``footprint``; ``--section footprint-large`` for the large Whispers; ``--no-write``:
+print only).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.io import write_json
-from benchmarks.markdown import add_common_arguments
+from benchmarks.markdown import add_common_arguments, check_writable, publish
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = (
@@ -43,6 +45,7 @@ DEFAULT_MODELS = (
     "whisper-large-v3",
 )
 PHASES = ("eval", "train")
+TITLE = "Footprint of every model at its real size"
 
 
 def _rss() -> int:
@@ -114,28 +117,25 @@ def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]
     return result
 
 
-def report(
-    rows: dict[str, dict[str, dict[str, Any]]], failures: dict[str, str], args: argparse.Namespace
-) -> str:
+def render(result: dict[str, Any]) -> str:
+    """The section's table from a saved result (a failed model's row says why)."""
+    rows, failures, batch_size = result["rows"], result["failures"], result["batch_size"]
+
     def gib(x: float) -> str:
         return f"{x / 2**30:.2f} GiB"
 
     lines = [
-        "",
-        f"## Footprint of every model at its real size (random-weight replicas), CPU {args.threads} threads, fp32",
-        "",
-        "Command: `python -m benchmarks.footprint"
-        + (f" --models {' '.join(args.models)}" if tuple(args.models) != DEFAULT_MODELS else "")
-        + "` (each measurement in its own child process). Evaluation: demo test clips one at a time "
-        f"(mean {args._audio_seconds:.1f} s of audio; Whisper decodes up to its guard's token cap, which random "
-        f"weights reach, so its s/utt is an upper bound). Training: LoRA as in `configs/<name>-lora.yaml` "
-        f"(its audio_context too), batch {args.batch_size}, AdamW, time of step {args.steps}.",
+        f"Random-weight replicas, CPU {result['threads']} threads, fp32, each measurement in its own child "
+        f"process. Evaluation: demo test clips one at a time (mean {result['audio_seconds']:.1f} s of audio; "
+        "Whisper decodes up to its guard's token cap, which random weights reach, so its s/utt is an upper "
+        f"bound). Training: LoRA as in `configs/<name>-lora.yaml` (its audio_context too), batch {batch_size}, "
+        f"AdamW, time of step {result['steps']}.",
         "",
         "| model | parameters | LoRA trainable | load | peak RSS eval | s/utt (eval) | peak RSS train step | s/step (batch "
-        f"{args.batch_size}) |",
+        f"{batch_size}) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name in args.models:
+    for name in result["models"]:
         if name in failures:
             lines.append(f"| {name} | not measured: {failures[name]} | | | | | | |")
             continue
@@ -152,7 +152,9 @@ def report(
             f"{tr['step_seconds']:.1f}" if tr else "-",
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    if result["notes"]:
+        lines += ["", *(f"- {name}: {note}" for name, note in result["notes"].items())]
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2, help="training steps (the last is timed)")
     parser.add_argument("--work", default=None, help="where replicas and data go (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
-    add_common_arguments(parser, PHASES)
+    add_common_arguments(parser, PHASES, "footprint")
     parser.add_argument("--name", default=None, help=argparse.SUPPRESS)
 
 
@@ -174,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_phase(args.phase, args.name, args)
         write_json(Path(args.work) / f"{args.name}-{args.phase}.json", result)
         return 0
+    check_writable(args)
 
     from asr.data.prepare import prepare
     from tests.replicas import NAMES, write_replica
@@ -186,7 +189,6 @@ def run(args: argparse.Namespace) -> int:
     if not (work / "data" / "manifests" / "test.jsonl").is_file():
         prepare(REPO / "demo" / "cs-mage-demo", work / "data")
     waves, _ = _clips(work, "test", args.utterances)
-    args._audio_seconds = sum(len(w) for w in waves) / 16000 / len(waves)
 
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     failures: dict[str, str] = {}
@@ -216,12 +218,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {phase}: {json.dumps(rows[name][phase])}", flush=True)
         if name in failures and rows[name]:  # a partial row is still useful: missing cells show "-"
             notes[name] = failures.pop(name)
-    from benchmarks.markdown import publish
-
-    text = report(rows, failures, args)
-    if notes:
-        text += "\n" + "\n".join(f"- {name}: {note}" for name, note in notes.items()) + "\n"
-    publish(text, write=not args.no_write)
+    result = {
+        "models": list(args.models),
+        "threads": args.threads,
+        "audio_seconds": sum(len(w) for w in waves) / 16000 / len(waves),
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "rows": rows,
+        "failures": failures,
+        "notes": notes,
+    }
+    publish(args, "footprint", TITLE, result, render)
     return 0
 
 

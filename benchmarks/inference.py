@@ -10,7 +10,8 @@
     (the checkpoint's own audio context, else ``auto``) and with ``--audio-context full``.
 ``--model`` may be a fine-tuned export (``asr export --merge-lora --ct2``; pass its ``ct2/`` as
 ``--ct2-model``), so every system decodes the same weights. Prints utterances/s, RTF, CER and the
-speed ratios against (a); appends them to BENCHMARKS.md.
+speed ratios against (a); saves ``runs/benchmarks/<section>.json`` and rewrites that section of
+BENCHMARKS.md (``inference``; ``--section inference-finetuned`` for a fine-tuned ``--model``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from benchmarks.markdown import publish
+from benchmarks.markdown import add_publish_arguments, check_writable, publish, table
 
 REPO = Path(__file__).resolve().parents[1]
+TITLE = "Inference"
 
 
 def openai_whisper_from_hf(hf_dir: Path):
@@ -140,10 +142,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--no-write", action="store_true", help="do not append to BENCHMARKS.md")
+    add_publish_arguments(parser, "inference")
+
+
+def render(result: dict) -> str:
+    """The section's table from a saved result: speed ratios against the first row."""
+    base = result["rows"][0]["utt_per_s"]
+    rows = [
+        [r["system"], f"{r['utt_per_s']:.2f}", f"{r['rtf']:.3f}", f"{r['cer']:.4f}", str(r["insertions"]),
+         f"{r['utt_per_s'] / base:.2f}x"]
+        for r in result["rows"]
+    ]  # fmt: skip
+    lines = [
+        f"Whisper {result['model']}, {result['n_clips']} clips ({result['audio_seconds']:.0f} s), "
+        f"CPU {result['threads']} threads, one process, the systems in turn.",
+        "",
+        *table(["system", "utt/s", "RTF", "CER", "insertions", "speed vs (a)"], rows),
+    ]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args)
     torch.set_num_threads(args.threads)
 
     from asr.models.sources import resolve
@@ -256,27 +276,14 @@ def run(args: argparse.Namespace) -> int:
             audio_seconds,
         ),
     ]
-    base = rows[0]["utt_per_s"]
-    lines = [
-        "",
-        f"## Inference, Whisper {args.model or 'base'}, {len(utts)} clips ({audio_seconds:.0f} s), CPU {args.threads} threads",
-        "",
-        "Command: `python -m benchmarks.inference"
-        + (f" --manifest {args.manifest}" if args.manifest else "")
-        + (f" --model {args.model} --ct2-model {ct2_dir}" if args.model else "")
-        + (f" --limit {args.limit}" if args.limit != 40 else "")
-        + "`",
-        "",
-        "| system | utt/s | RTF | CER | insertions | speed vs (a) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['system']} | {r['utt_per_s']:.2f} | {r['rtf']:.3f} | {r['cer']:.4f} | "
-            f"{r['insertions']} | {r['utt_per_s'] / base:.2f}x |"
-        )
-    text = "\n".join(lines) + "\n"
-    publish(text, write=not args.no_write)
+    result = {
+        "model": str(args.model or "base"),
+        "n_clips": len(utts),
+        "audio_seconds": audio_seconds,
+        "threads": args.threads,
+        "rows": rows,
+    }
+    publish(args, "inference", TITLE, result, render)
     return 0
 
 

@@ -9,7 +9,8 @@ import), greedy, CPU, batch 16, one process: (a) faster-whisper ``BatchedInferen
 torch fp32; (d) (b) with ``--max-pause 0.4``. Time is wall clock from the media path to the
 text (model loading and the one-off ct2 conversion excluded), the median of ``--repeats``
 rounds that run every system in turn (a shared machine's load hits all of them alike); CER
-is against the joined reference, protocol-normalised.
+is against the joined reference, protocol-normalised. Saves ``runs/benchmarks/longform.json`` and
+rewrites the ``longform`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from asr.longform.transcribe import transcribe_media
 from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
-from benchmarks.markdown import add_common_arguments, publish
+from benchmarks.markdown import add_common_arguments, check_writable, publish
+
+TITLE = "Long-form transcription"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +47,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ct2-model", type=Path, default=None, help="CT2 dir for faster-whisper (default: PyPI)"
     )
-    add_common_arguments(parser, phases=())
+    add_common_arguments(parser, (), "longform")
+
+
+def render(result: dict) -> str:
+    """The section's table from a saved result: speed ratios against the first row."""
+    base = result["rows"][0]["seconds"]
+    lines = [
+        f"Whisper base, a {result['audio_seconds'] / 60:.1f} min recording, CPU {result['threads']} threads: "
+        f"{result['clips']} demo clips joined by 0.5-1.5 s pauses with light noise (AAC, M4A); greedy, batch "
+        f"{result['batch_size']}; CER of the whole transcript against the joined reference; seconds: median "
+        f"of {result['repeats']} rounds, each running every system in turn.",
+        "",
+        "| system | seconds | RTF | CER | speed vs (a) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['system']} | {r['seconds']:.1f} | {r['rtf']:.3f} | {r['cer']:.4f} | {base / r['seconds']:.2f}x |"
+        for r in result["rows"]
+    ]
+    return "\n".join(lines)
 
 
 def build_recording(clips: int, folder: Path) -> tuple[Path, str, float]:
@@ -82,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from asr.models.sources import resolve
     from asr.models.whisper.ct2_import import resolve_ct2_source
 
+    check_writable(args)
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="bench-longform-"))
     media, reference, seconds = build_recording(args.clips, folder)
@@ -128,26 +151,15 @@ def run(args: argparse.Namespace) -> int:
         "(d) asr transcribe --backend ct2 --max-pause 0.4": ours("ct2", 0.4),
     }
     rows = measure(systems, reference, seconds, args.repeats)
-    base = rows[0]["seconds"]
-    lines = [
-        "",
-        f"## Long-form transcription, Whisper base, {seconds / 60:.1f} min recording, CPU {args.threads} threads",
-        "",
-        f"Command: `ASR_MODELS_DIR=models python -m benchmarks.longform --clips {args.clips} "
-        f"--threads {args.threads} --repeats {args.repeats}`",
-        "",
-        f"{args.clips} demo clips joined by 0.5-1.5 s pauses with light noise (AAC, M4A); greedy, batch "
-        f"{args.batch_size}; CER of the whole transcript against the joined reference; seconds: median "
-        f"of {args.repeats} rounds, each running every system in turn.",
-        "",
-        "| system | seconds | RTF | CER | speed vs (a) |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['system']} | {r['seconds']:.1f} | {r['rtf']:.3f} | {r['cer']:.4f} | {base / r['seconds']:.2f}x |"
-        for r in rows
-    ]
-    publish("\n".join(lines) + "\n", write=not args.no_write)
+    result = {
+        "clips": args.clips,
+        "audio_seconds": seconds,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "rows": rows,
+    }
+    publish(args, "longform", TITLE, result, render)
     return 0
 
 

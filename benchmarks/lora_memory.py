@@ -10,7 +10,8 @@ and two AdamW moments: 4 copies in fp32), for full fine-tuning and for LoRA with
 adapter dropout, at 30 s and at the ``auto`` audio context. peft applies the dropout to each
 adapted projection's input, so every adapted Linear keeps its own dropped-out copy of a
 (batch, 1500, d_model) activation (and the mask), where full fine-tuning keeps the one input
-the projections share.
+the projections share. Saves ``runs/benchmarks/lora-memory.json`` and rewrites the
+``lora-memory`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import torch
 
 from asr.models import load_model
 from asr.models.base import ASRModel
-from benchmarks.markdown import add_common_arguments, publish
+from benchmarks.markdown import add_common_arguments, check_writable, publish
+
+TITLE = "Training memory: full fine-tuning vs LoRA"
 
 SETUPS = (  # (label, method, lora dropout, audio context)
     ("full fine-tuning, 30 s", "full", 0.0, "full"),
@@ -112,46 +115,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each (noise) clip")
     parser.add_argument("--setup", type=int, default=0, help=argparse.SUPPRESS)
-    add_common_arguments(parser, phases=("rss",))
+    add_common_arguments(parser, ("rss",), "lora-memory")
 
 
-def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
-    if args.phase == "rss":
-        return rss_phase(args)
-    rss = {(setup, default): child_rss(args, setup, default) for setup in (0, 1) for default in (True, False)}
-    rows = []
-    for label, method, dropout, context in SETUPS:
-        saved, state = measure(args.model, method, dropout, context, args.batch_size, args.seconds)
-        rows.append((label, saved, state))
-        print(f"{label}: saved {saved / 2**20:.0f} MiB, trainable state {state / 2**20:.0f} MiB", flush=True)
-    base = rows[0][1] + rows[0][2]
+def render(result: dict) -> str:
+    """The section's tables from a saved result."""
+    rss, rows = result["rss_added_mib"], result["rows"]
+    base = rows[0]["saved_bytes"] + rows[0]["state_bytes"]
     lines = [
-        "",
-        f"## Training memory: full fine-tuning vs LoRA, {Path(args.model).name}, "
-        f"batch {args.batch_size} x {args.seconds:g} s noise clips, CPU fp32",
-        "",
-        "Command: `python -m benchmarks.lora_memory"
-        + (f" --model {args.model}" if args.model != "whisper-base" else "")
-        + "`",
+        f"{result['model']}, batch {result['batch_size']} x {result['seconds']:g} s noise clips, CPU fp32.",
         "",
         "Peak RSS added by two AdamW steps (each in its own process):",
         "",
         "| setup | glibc default | fixed mmap/trim threshold (every `asr` command) |",
         "|---|---|---|",
-        *(f"| {SETUPS[i][0]} | {rss[(i, True)]} MiB | {rss[(i, False)]} MiB |" for i in (0, 1)),
+        *(f"| {r['setup']} | {r['glibc_default']} MiB | {r['fixed_thresholds']} MiB |" for r in rss),
         "",
         "Exact bytes of the tensors autograd saves for backward (one forward), and the trainable state:",
         "",
         "| setup | activations saved for backward | trainable state (w, grad, 2 Adam moments) | sum | vs full FT at 30 s |",
         "|---|---|---|---|---|",
     ]
-    for label, saved, state in rows:
+    for r in rows:
+        saved, state = r["saved_bytes"], r["state_bytes"]
         lines.append(
-            f"| {label} | {saved / 2**20:.0f} MiB | {state / 2**20:.0f} MiB | "
+            f"| {r['setup']} | {saved / 2**20:.0f} MiB | {state / 2**20:.0f} MiB | "
             f"{(saved + state) / 2**20:.0f} MiB | {(saved + state) / base:.2f}x |"
         )
-    publish("\n".join(lines) + "\n", write=not args.no_write)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    if args.phase == "rss":
+        return rss_phase(args)
+    check_writable(args)
+    rss = {(setup, default): child_rss(args, setup, default) for setup in (0, 1) for default in (True, False)}
+    rows = []
+    for label, method, dropout, context in SETUPS:
+        saved, state = measure(args.model, method, dropout, context, args.batch_size, args.seconds)
+        rows.append({"setup": label, "saved_bytes": saved, "state_bytes": state})
+        print(f"{label}: saved {saved / 2**20:.0f} MiB, trainable state {state / 2**20:.0f} MiB", flush=True)
+    result = {
+        "model": Path(args.model).name,
+        "batch_size": args.batch_size,
+        "seconds": args.seconds,
+        "rss_added_mib": [
+            {"setup": SETUPS[i][0], "glibc_default": rss[(i, True)], "fixed_thresholds": rss[(i, False)]}
+            for i in (0, 1)
+        ],
+        "rows": rows,
+    }
+    publish(args, "lora_memory", TITLE, result, render)
     return 0
 
 

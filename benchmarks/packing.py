@@ -8,6 +8,7 @@ other jobs slows all alike): unpacked full context (the default for a stock chec
 unpacked ``audio_context=auto``, and packed (:func:`asr.models.whisper.packing.transcribe_packed`).
 Attribution: how many clips' hypotheses differ from the unpacked full-context ones, and the
 CER of each hypothesis against the unpacked full-context one (text moved, lost or added).
+Saves ``runs/benchmarks/packing.json`` and rewrites the ``packing`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from asr.metrics import score
 from asr.models import load_model
 from asr.models.spec import DecodeOptions
 from asr.models.whisper.packing import transcribe_packed
-from benchmarks.markdown import add_common_arguments, publish
+from benchmarks.markdown import add_common_arguments, check_writable, publish
 
 REPO = Path(__file__).resolve().parents[1]
+TITLE = "Packing short clips into 30 s windows"
 Decoder = Callable[[list[np.ndarray], list[float]], list[str]]
 
 
@@ -97,6 +99,19 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def render(result: dict) -> str:
+    """The section's table from a saved result."""
+    return "\n".join(
+        [
+            f"Whisper `{result['model']}`, {result['n_clips']} demo clips ({result['audio_seconds']:.0f} s), CPU "
+            f"{result['threads']} threads, batch {result['batch_size']}; one process, systems interleaved batch "
+            "by batch.",
+            "",
+            *table(result["rows"]),
+        ]
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=REPO / "runs/demo/data/manifests/all.jsonl")
     parser.add_argument("--model", type=Path, default=REPO / "models/whisper-base")
@@ -104,10 +119,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gap", type=float, default=1.0, help="silence between packed clips, seconds")
     parser.add_argument("--backends", nargs="+", choices=("torch", "ct2"), default=["torch"])
-    add_common_arguments(parser, ())
+    add_common_arguments(parser, (), "packing")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args)
     torch.set_num_threads(args.threads)
     utts = sorted(read_manifest(args.manifest)[: args.limit], key=lambda u: u.duration)
     waves = [load_audio(u.audio) for u in utts]
@@ -120,23 +136,15 @@ def run(args: argparse.Namespace) -> int:
         model.set_backend(backend)
         hyps, seconds = run_interleaved(systems(model, args.gap), waves, durations, args.batch_size)
         rows += rows_for(utts, hyps, seconds, f"{backend}: ")
-    command = "python -m benchmarks.packing" + "".join(
-        f" {flag} {value}"
-        for flag, value in (("--limit", args.limit), ("--gap", args.gap if args.gap != 1.0 else None))
-        if value is not None
-    )
-    if args.backends != ["torch"]:
-        command += " --backends " + " ".join(args.backends)
-    lines = [
-        "",
-        f"## Packing short clips, stock Whisper base, {len(utts)} demo clips ({audio_s:.0f} s), "
-        f"CPU {args.threads} threads, batch {args.batch_size}",
-        "",
-        f"Command: `{command}` (one process; systems interleaved batch by batch)",
-        "",
-        *table(rows),
-    ]
-    publish("\n".join(lines) + "\n", write=not args.no_write)
+    result = {
+        "model": args.model.name,
+        "n_clips": len(utts),
+        "audio_seconds": audio_s,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "rows": rows,
+    }
+    publish(args, "packing", TITLE, result, render)
     return 0
 
 

@@ -11,12 +11,14 @@ extrapolates it to the full size. Not part of the tests::
 
     python -m benchmarks.scoring            # 100,000 utterances, 2,000 for the baseline
     python -m benchmarks.scoring --n 20000 --baseline-n 500
+    python -m benchmarks.scoring --n 2000 --baseline-n 200 --no-write   # a quick check, printed only
+
+Saves ``runs/benchmarks/scoring.json`` and rewrites the ``scoring`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -27,6 +29,7 @@ from asr.metrics import cer, score
 from asr.metrics.bootstrap import cer_ci95
 from asr.metrics.words import segment
 from asr.text.normalize import normalize
+from benchmarks.markdown import add_publish_arguments, check_writable, publish
 
 _PUNCT = "，。！？、"
 
@@ -96,9 +99,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100_000, help="synthetic utterances")
     parser.add_argument("--baseline-n", type=int, default=2_000, help="utterances timed with the naive DP")
     parser.add_argument("--seed", type=int, default=0)
+    add_publish_arguments(parser, "scoring")
+
+
+TITLE = "Scoring"
+
+
+def render(result: dict) -> str:
+    """The section's table from a saved result."""
+    r = result
+    return "\n".join(
+        [
+            f"{r['n_utterances']:,} synthetic utterances ({r['ref_chars']:,} reference characters).",
+            "",
+            "| part | time | utterances/s |",
+            "|---|---|---|",
+            f"| `cer()` (rapidfuzz edit operations, exact) | {r['cer_only_seconds']:.1f} s | {r['cer_only_utt_per_s']:,} |",
+            f"| naive pure-Python DP (baseline, extrapolated from {r['naive_subset']:,}) | "
+            f"{r['naive_dp_seconds_extrapolated']:.0f} s | {r['naive_dp_utt_per_s']:,} |",
+            f"| 1,000-resample bootstrap CI | {r['bootstrap_1000_seconds']:.1f} s | |",
+            f"| Jieba segmentation for WER | {r['jieba_segmentation_seconds']:.0f} s | |",
+            f"| full `score()` (CER, S/D/I, SER, WER, CI) | {r['score_seconds']:.0f} s | {r['score_utt_per_s']:,} |",
+            "",
+            f"Character scoring is {r['speedup_cer_only_vs_naive']:.0f}x as fast as the naive DP; full scoring "
+            f"(with WER and the CI) {r['speedup_full_score_vs_naive']:.2f}x.",
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args)
     ids, refs, hyps = synthetic_pairs(args.n, args.seed)
     score(ids[:10], refs[:10], hyps[:10], n_bootstrap=0)  # load Jieba outside the timing
 
@@ -149,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         "speedup_full_score_vs_naive": round(t_base / t_score, 2),
     }
     assert abs(fast_cer - result.metrics.cer) < 1e-12
-    print(json.dumps(report, indent=2))
+    publish(args, "scoring", TITLE, report, render)
     return 0
 
 

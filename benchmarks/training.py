@@ -15,7 +15,8 @@ After the same number of steps every (a)/(b) model is decoded on the validation 
 compared at a stated CER. Each phase runs in its own child process (same interpreter, clips and
 weights), so its peak resident memory (``getrusage`` max RSS) is its own: in one process, memory
 freed by one phase is reused by the next and the peaks cannot be told apart. Prints
-utterances/s, peak RSS, loss curves and CER with the ratios, and appends them to BENCHMARKS.md.
+utterances/s, peak RSS, loss curves and CER with the ratios; saves ``runs/benchmarks/training.json``
+and rewrites the ``training`` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ import torch
 from transformers import TrainerCallback
 
 from asr.io import write_json
-from benchmarks.markdown import add_common_arguments, publish
+from benchmarks.markdown import add_common_arguments, check_writable, publish
 
 REPO = Path(__file__).resolve().parents[1]
+TITLE = "Training against the authors' recipe"
 
 
 class StepClock(TrainerCallback):
@@ -163,7 +165,8 @@ def engine_run(
     }
 
 
-def _curve(losses: dict[int, float], steps: int) -> str:
+def _curve(losses: dict, steps: int) -> str:
+    losses = {int(k): v for k, v in losses.items()}  # JSON keys are strings
     marks = sorted({1, max(1, steps // 4), max(1, steps // 2), max(1, 3 * steps // 4), steps})
     return ", ".join(f"{s}: {losses[s]:.3f}" for s in marks if s in losses)
 
@@ -223,10 +226,11 @@ def _cer(r: dict[str, Any]) -> str:
     return f"{v['cer']:.4f} ({v['substitutions']}/{v['deletions']}/{v['insertions']})"
 
 
-def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips: int, n_val: int) -> str:
-    """The BENCHMARKS.md section."""
+def render(result: dict[str, Any]) -> str:
+    """The section's tables from a saved result."""
+    results, steps, batch_size = result["phases"], result["steps"], result["batch_size"]
     a, lora, full = results["authors"], results["lora"], results["full"]
-    n = args.steps * args.batch_size
+    n = steps * batch_size
     a_ups = n / a["train_seconds"]
     a_e2e = n / (a["train_seconds"] + a["prep_seconds"])
 
@@ -240,22 +244,15 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
         ups = n / r["train_seconds"]
         return (
             f"| {label} | {ups:.2f} | {e2e:.2f} | {ups / a_ups:.2f}x | {mib(r['peak_rss'])} | {mib(added(r))} | "
-            f"{_curve(r['losses'], args.steps)} | {_cer(r)} |"
+            f"{_curve(r['losses'], steps)} | {_cer(r)} |"
         )
 
     lines = [
+        f"{result['model']}, encoder frozen / decoder trained, {result['n_clips']} demo clips, batch {batch_size}, "
+        f"{steps} steps, fp32, CPU {result['threads']} threads; each phase in its own child process.",
         "",
-        f"## Training, {args.model}, encoder frozen / decoder trained, {n_clips} demo clips, "
-        f"batch {args.batch_size}, {args.steps} steps, fp32, CPU {args.threads} threads",
-        "",
-        "Command: `python -m benchmarks.training"
-        + (f" --model {args.model}" if args.model != "whisper-base" else "")
-        + (f" --steps {args.steps}" if args.steps != 30 else "")
-        + (f" --batch-size {args.batch_size}" if args.batch_size != 8 else "")
-        + "` (each phase in its own child process)",
-        "",
-        f"Validation CER (S/D/I): the model after step {args.steps}, `asr evaluate` greedy on the "
-        f"{n_val} validation clips, (a) at 30 s, (b) at the context it trained at.",
+        f"Validation CER (S/D/I): the model after step {steps}, `asr evaluate` greedy on the "
+        f"{result['n_val']} validation clips, (a) at 30 s, (b) at the context it trained at.",
         "",
         "| system | utt/s (training) | utt/s (incl. feature prep) | speed vs (a) | peak RSS | added by training "
         "| loss at steps | validation CER |",
@@ -266,8 +263,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace, n_clips
         f'(a)\'s feature precomputation took {a["prep_seconds"]:.1f} s (in its "incl." column only); '
         f"the engine decodes audio and computes features inside its training time.",
         "",
-        f"LoRA (all attention projections) vs full fine-tuning with the engine ({args.memory_steps} steps, "
-        f"batch {args.batch_size}, 30 s):",
+        f"LoRA (all attention projections) vs full fine-tuning with the engine ({result['memory_steps']} steps, "
+        f"batch {batch_size}, 30 s):",
         "",
         "| method | trainable parameters | share | peak RSS | added by training |",
         "|---|---|---|---|---|",
@@ -297,7 +294,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps of (a) and (b)")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps of each LoRA/full run")
     parser.add_argument("--batch-size", type=int, default=8)
-    add_common_arguments(parser, PHASES)
+    add_common_arguments(parser, PHASES, "training")
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
 
 
@@ -308,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_phase(args.phase, args)
         write_json(Path(args.work) / f"{args.phase}.json", result)
         return 0
+    check_writable(args)
 
     from asr.data.manifest import read_manifest, write_manifest
     from asr.models.sources import resolve
@@ -346,8 +344,17 @@ def run(args: argparse.Namespace) -> int:
             work / phase / "best", validation, work / f"eval-{phase}"
         )
 
-    text = report(results, args, len(utts), len(read_manifest(validation)))
-    publish(text, write=not args.no_write)
+    result = {
+        "model": args.model,
+        "n_clips": len(utts),
+        "n_val": len(read_manifest(validation)),
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "memory_steps": args.memory_steps,
+        "threads": args.threads,
+        "phases": results,
+    }
+    publish(args, "training", TITLE, result, render)
     return 0
 
 
