@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from asr.arguments import non_negative_int
 from asr.errors import ConfigError
 from asr.io import check_output_file, write_json
 from asr.metrics import ScoreResult, paired_bootstrap, read_predictions, score, write_score
@@ -64,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="bootstrap resamples (0: no CI)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed")
 
 
 def score_file(path: Path, options: NormOptions, n_bootstrap: int, seed: int) -> ScoreResult:
