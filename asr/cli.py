@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from types import ModuleType
 
 from asr import __version__
 from asr.errors import ASRError
+from asr.log_setup import configure_logging
 from asr.memory import limit_heap_fragmentation
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,10 +53,7 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     limit_heap_fragmentation()
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     try:
         return int(module.run(args) or 0)
     except ASRError as err:
