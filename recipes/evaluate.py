@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from asr.arguments import non_negative_float, positive_float, positive_int
+from asr.arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
 from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
     )
     parser.add_argument(
-        "--bootstrap", type=positive_int, default=1000, help="bootstrap resamples for the CER CI"
+        "--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples for the CER CI"
     )
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument("--no-progress", action="store_true")

@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from asr.arguments import non_negative_int, positive_int
+from asr.arguments import non_negative_int
 from asr.report.leaderboard import write_leaderboard
 from asr.report.readme import replace_block, results_block
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", default=None, help='row label ("whisper-base zero-shot") or 1-based index'
     )
-    parser.add_argument("--bootstrap", type=positive_int, default=1000, help="paired bootstrap resamples")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--html", action="store_true", help="also write report.html beside every evaluation")
     parser.add_argument(
         "--embed-audio-max-kb",

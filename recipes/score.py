@@ -31,16 +31,6 @@ from asr.text.normalize import NormOptions
 log = logging.getLogger(__name__)
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
-    return number
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", type=Path, metavar="FILE", help="CSV or JSONL prediction file")
@@ -60,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strip-tags", action="store_true", help="remove <|...|> model tags before scoring")
     parser.add_argument(
         "--bootstrap",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1000,
         metavar="N",
         help="bootstrap resamples (0: no CI)",
