@@ -12,6 +12,7 @@ import sys
 from types import ModuleType
 
 from asr import __version__
+from asr.disk import failed_write, free_space
 from asr.errors import ASRError
 from asr.log_setup import configure_logging
 from asr.memory import limit_heap_fragmentation
@@ -59,9 +60,32 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     except ASRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (
+        Exception
+    ) as err:  # a failed write (full disk, read-only): torch and safetensors raise their own types
+        failed = failed_write(err)
+        if failed is None:
+            raise
+        reason, path = failed
+        where = path or _output_of(args) or "the output"
+        print(
+            f"error: {where}: {reason} ({free_space(where)}); what was written before is kept: "
+            "fix it, then rerun (with --resume where the command has it)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted: partial results are kept; rerun with --resume", file=sys.stderr)
         return 130
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The folder or file a command writes, for messages about a failed write without a path."""
+    for name in ("out", "output_dir", "output"):
+        value = getattr(args, name, None)
+        if value:
+            return str(value)
+    return None
 
 
 def standalone(module_name: str) -> int:

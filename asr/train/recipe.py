@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from asr.data.manifest import Utterance
+from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalResult, EvalSettings, evaluate
 from asr.metrics import paired_bootstrap
@@ -48,7 +49,7 @@ from asr.report.corpus import corpus_summary
 from asr.run_records import FinetuneSummary, TestComparison
 from asr.runinfo import provenance
 from asr.train.dataset import SpeechCollator, SpeechDataset
-from asr.train.faults import free_space, non_finite_tensors, write_failure
+from asr.train.faults import non_finite_tensors
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.model_setup import apply_language, configure_model, learning_rate, parameter_counts
 from asr.train.preflight import check_deepspeed, check_model_reference, check_vocabulary, device_and_precision

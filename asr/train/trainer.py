@@ -36,11 +36,11 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from asr.data.manifest import Utterance
+from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalSettings, evaluate
 from asr.models.base import ASRModel
 from asr.train.dataset import EpochLengthGroupedSampler
-from asr.train.faults import free_space, write_failure
 from asr.train.validation import (
     decode_autocast,
     describe_error,
