@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 from types import ModuleType
 
 from asr import __version__
@@ -16,6 +18,7 @@ from asr.disk import failed_write, free_space
 from asr.errors import ASRError
 from asr.log_setup import configure_logging
 from asr.memory import limit_heap_fragmentation
+from asr.output_lock import output_lock
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("recipes.prepare", "build manifests and data reports from a corpus"),
@@ -56,7 +59,10 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     limit_heap_fragmentation()
     configure_logging(verbose)
     try:
-        return int(module.run(args) or 0)
+        with ExitStack() as locks:
+            for folder in _output_folders(args):
+                locks.enter_context(output_lock(folder))
+            return int(module.run(args) or 0)
     except ASRError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -77,6 +83,12 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     except KeyboardInterrupt:
         print("interrupted: partial results are kept; rerun with --resume", file=sys.stderr)
         return 130
+
+
+def _output_folders(args: argparse.Namespace) -> list[Path]:
+    """The output folders a command writes (``--out``; fine-tuning locks its own ``output_dir``)."""
+    out = getattr(args, "out", None)
+    return [Path(out)] if isinstance(out, (str, Path)) and out else []
 
 
 def _output_of(args: argparse.Namespace) -> str | None:

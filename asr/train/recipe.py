@@ -45,6 +45,7 @@ from asr.inference import EvalResult, EvalSettings, evaluate
 from asr.metrics import paired_bootstrap
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
+from asr.output_lock import output_lock
 from asr.report.corpus import corpus_summary
 from asr.run_records import FinetuneSummary, TestComparison
 from asr.runinfo import provenance
@@ -434,7 +435,8 @@ def finetune(
     cfg: FinetuneConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] | None = None
 ) -> FinetuneSummary | None:
     """Run one fine-tuning job (setup, train, report); its summary, or None on non-main processes."""
-    recipe = FinetuneRecipe(cfg, resume=resume, callbacks=callbacks or ())
-    recipe.setup()
-    recipe.train()
-    return recipe.report()
+    with output_lock(cfg.resolved_output_dir()):
+        recipe = FinetuneRecipe(cfg, resume=resume, callbacks=callbacks or ())
+        recipe.setup()
+        recipe.train()
+        return recipe.report()
