@@ -74,6 +74,19 @@ def _kaldi(root: Path, rows: dict[str, tuple[Path, str]]) -> Path:
 GOOD = ["good0", "good1", "good2"]
 
 
+def test_a_wav_scp_symlink_loop_is_a_suspect(tmp_path: Path) -> None:
+    """A wav.scp entry that is a symlink loop aborted prepare with a RuntimeError (issue 21)."""
+    loop = tmp_path / "kaldi" / "loop.wav"
+    loop.parent.mkdir(parents=True)
+    loop.symlink_to(loop.name)
+    root = _kaldi(tmp_path / "kaldi", {"looped": (loop, "长沙话")})
+    out = tmp_path / "out"
+    prepare(root, out, protocol="random")
+    assert _ids(out) == sorted(GOOD)
+    row = next(r for r in _suspects(out) if r["id"] == "looped")
+    assert row["file"] == str(loop), row
+
+
 def _wav_bytes(samples: np.ndarray, subtype: str = "PCM_16") -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, 16000, subtype=subtype, format="WAV")
