@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from asr.arguments import non_negative_int
+from asr.io import check_output_dir
 from asr.report.leaderboard import write_leaderboard
 from asr.report.readme import replace_block, results_block
 
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out or args.runs[0] / "report"
+    out = check_output_dir(args.out or args.runs[0] / "report")  # before any run folder is read
     board = write_leaderboard(
         args.runs,
         out,

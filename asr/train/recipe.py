@@ -42,6 +42,7 @@ from asr.data.manifest import Utterance
 from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalResult, EvalSettings, evaluate
+from asr.io import check_output_dir
 from asr.metrics import paired_bootstrap
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
@@ -108,6 +109,7 @@ class FinetuneRecipe:
         """Checks before any compute, then the model, the resolved ``config.yaml`` and the Trainer."""
         self.started = time.time()
         check_model_reference(self.cfg.model)
+        check_output_dir(self.out, what="output_dir")  # a read-only folder or a file: before the model loads
         self.splits = load_splits(self.cfg)
         self.device, self.precision = device_and_precision(self.cfg)
         check_deepspeed(self.cfg)

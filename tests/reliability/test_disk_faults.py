@@ -78,3 +78,29 @@ def test_a_truncated_safetensors_file_is_named(tiny_whisper, demo_data, tmp_path
         err = capsys.readouterr().err
         assert f"{weights} is cut short (its tensors end past the end of the file)" in err, err
         assert "Traceback" not in err
+
+
+def test_finetune_checks_its_output_dir_before_loading_the_model(
+    small_disk, tmp_path, capsys, monkeypatch
+) -> None:
+    import asr.train.recipe as recipe
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model loaded before the output folder was checked")
+
+    monkeypatch.setattr(recipe, "load_splits", refuse)
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "whisper-base-lora.yaml")
+    read_only = small_disk(kb=64, read_only=True)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, problem in ((read_only / "run", "cannot write there"), (a_file, "exists and is not a folder")):
+        assert main(["finetune", "--config", config, f"output_dir={out}", f"data={tmp_path}"]) == 2
+        err = capsys.readouterr().err
+        assert f"output_dir {out}: {problem}" in err and "Traceback" not in err
+
+
+def test_report_checks_its_out_before_reading_runs(small_disk, tmp_path, capsys) -> None:
+    read_only = small_disk(kb=64, read_only=True)
+    assert main(["report", str(tmp_path), "--out", str(read_only / "report")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {read_only / 'report'}: cannot write there" in err and "Traceback" not in err
