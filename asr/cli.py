@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+from contextlib import ExitStack
+from pathlib import Path
 from types import ModuleType
 
 from asr import __version__
+from asr.disk import failed_write, free_space
 from asr.errors import ASRError
+from asr.log_setup import configure_logging
 from asr.memory import limit_heap_fragmentation
+from asr.output_lock import output_lock
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("recipes.prepare", "build manifests and data reports from a corpus"),
@@ -53,18 +57,47 @@ def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = F
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     limit_heap_fragmentation()
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     try:
-        return int(module.run(args) or 0)
+        with ExitStack() as locks:
+            for folder in _output_folders(args):
+                locks.enter_context(output_lock(folder))
+            return int(module.run(args) or 0)
     except ASRError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (
+        Exception
+    ) as err:  # a failed write (full disk, read-only): torch and safetensors raise their own types
+        failed = failed_write(err)
+        if failed is None:
+            raise
+        reason, path = failed
+        where = path or _output_of(args) or "the output"
+        print(
+            f"error: {where}: {reason} ({free_space(where)}); what was written before is kept: "
+            "fix it, then rerun (with --resume where the command has it)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted: partial results are kept; rerun with --resume", file=sys.stderr)
         return 130
+
+
+def _output_folders(args: argparse.Namespace) -> list[Path]:
+    """The output folders a command writes (``--out``; fine-tuning locks its own ``output_dir``)."""
+    out = getattr(args, "out", None)
+    return [Path(out)] if isinstance(out, (str, Path)) and out else []
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The folder or file a command writes, for messages about a failed write without a path."""
+    for name in ("out", "output_dir", "output"):
+        value = getattr(args, name, None)
+        if value:
+            return str(value)
+    return None
 
 
 def standalone(module_name: str) -> int:

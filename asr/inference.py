@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from asr.data.audio import load_audio
+from asr.data.audio import audio_info, load_audio
 from asr.data.manifest import Utterance
 from asr.decode_log import PredictionWriter, read_done, rewrite_in_order
 from asr.errors import ASRError
@@ -45,7 +45,13 @@ class EvalSettings:
 
 
 def length_sorted_batches(utts: Sequence[Utterance], batch_size: int) -> list[list[Utterance]]:
-    """Longest first (memory peaks early, padding stays small)."""
+    """Longest first (memory peaks early, padding stays small).
+
+    A row without ``duration`` (optional in manifests) is measured from its audio header.
+    """
+    for utt in utts:
+        if utt.duration is None:
+            utt.duration = audio_info(utt.audio).duration
     order = sorted(utts, key=lambda u: (-u.duration, u.id))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 

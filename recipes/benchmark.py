@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from asr.arguments import positive_int
 from asr.models.registry import MODELS
 from asr.report.leaderboard import write_leaderboard
 from asr.workflows.benchmark import DEFAULT_FINETUNE, BenchmarkPlan, run_benchmark
@@ -38,8 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default="test")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--beam-size", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=None, help="zero-shot on the first N utterances only")
+    parser.add_argument("--beam-size", type=positive_int, default=1)
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="zero-shot on the first N utterances only"
+    )
     parser.add_argument(
         "--baseline", default=None, help="row of the paired bootstrap (default: first zero-shot)"
     )

@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+from asr.arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
 from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
@@ -33,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered name, local checkpoint dir or Hub id")
     parser.add_argument("--manifest", required=True, type=Path, help="manifest jsonl (from asr prepare)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's registry value")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="default: the model's registry value"
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument(
@@ -56,14 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
         "see BENCHMARKS.md for its CER and attribution cost)",
     )
-    parser.add_argument("--packing-gap", type=float, default=1.0, help="silence between packed clips (s)")
+    parser.add_argument(
+        "--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)"
+    )
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
-    parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N utterances")
+    parser.add_argument(
+        "--beam-size", type=positive_int, default=None, help="1 = greedy (default: registry value)"
+    )
     parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
-    parser.add_argument("--max-tokens-per-second", type=float, default=DecodeOptions.max_tokens_per_second)
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CER CI")
+    parser.add_argument(
+        "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
+    )
+    parser.add_argument(
+        "--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples for the CER CI"
+    )
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument("--no-progress", action="store_true")
 

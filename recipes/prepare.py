@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asr.arguments import non_negative_int
 from asr.data.formats import FORMATS
 from asr.data.hf_export import (
     LICENSE_FLAG,
@@ -60,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder with the published split files: v2 train.csv/validation.csv/test.csv, "
         "v1 train_text.txt/val_text.txt/test_text.txt",
     )
-    parser.add_argument("--seed", type=int, default=42, help="seed of --protocol random (v2 always uses 42)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=42, help="seed of --protocol random (v2 always uses 42)"
+    )
     parser.add_argument("--ratios", default="8:1:1", help="train:validation:test for --protocol random")
     parser.add_argument(
         "--format", dest="format", choices=("auto", *FORMATS), default="auto", help="corpus layout"

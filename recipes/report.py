@@ -15,6 +15,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from asr.arguments import non_negative_int
+from asr.io import check_output_dir
 from asr.report.leaderboard import write_leaderboard
 from asr.report.readme import replace_block, results_block
 
@@ -25,11 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", default=None, help='row label ("whisper-base zero-shot") or 1-based index'
     )
-    parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000, help="paired bootstrap resamples")
     parser.add_argument("--html", action="store_true", help="also write report.html beside every evaluation")
     parser.add_argument(
         "--embed-audio-max-kb",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="inline clips up to this size in report.html (0: link)",
     )
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = args.out or args.runs[0] / "report"
+    out = check_output_dir(args.out or args.runs[0] / "report")  # before any run folder is read
     board = write_leaderboard(
         args.runs,
         out,

@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from asr.arguments import non_negative_int
 from asr.errors import ConfigError
 from asr.io import check_output_file, write_json
 from asr.metrics import ScoreResult, paired_bootstrap, read_predictions, score, write_score
@@ -28,16 +29,6 @@ from asr.run_records import CorpusMetrics
 from asr.text.normalize import NormOptions
 
 log = logging.getLogger(__name__)
-
-
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
-    return number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,12 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strip-tags", action="store_true", help="remove <|...|> model tags before scoring")
     parser.add_argument(
         "--bootstrap",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1000,
         metavar="N",
         help="bootstrap resamples (0: no CI)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed")
 
 
 def score_file(path: Path, options: NormOptions, n_bootstrap: int, seed: int) -> ScoreResult:

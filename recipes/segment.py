@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from asr.arguments import non_negative_float, positive_float, positive_int
 from asr.errors import ConfigError
 from asr.longform.corpus import apply_draft, segment_media
 from asr.longform.pipeline import PipelineSettings, model_transcriber
@@ -25,9 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("media", nargs="*", type=Path, help="video or audio recordings")
     parser.add_argument("--out", type=Path, required=False, help="corpus folder to write (or add to)")
     add_model_arguments(parser, required=False)
-    parser.add_argument("--first-video", type=int, default=1, help="video number of the first new file")
-    parser.add_argument("--max-seconds", type=float, default=15.0, help="longest clip")
-    parser.add_argument("--max-gap", type=float, default=0.5, help="longest pause inside a clip")
+    parser.add_argument(
+        "--first-video", type=positive_int, default=1, help="video number of the first new file"
+    )
+    parser.add_argument("--max-seconds", type=positive_float, default=15.0, help="longest clip")
+    parser.add_argument("--max-gap", type=non_negative_float, default=0.5, help="longest pause inside a clip")
     parser.add_argument(
         "--apply-draft", type=Path, default=None, metavar="DIR", help="rebuild DIR's pkl from draft.tsv"
     )

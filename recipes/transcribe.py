@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from asr.arguments import fraction, non_negative_float, positive_float, positive_int
 from asr.longform.pipeline import PipelineSettings, model_transcriber
 from asr.longform.segments import SegmentOptions
 from asr.longform.transcribe import BatchReport, parse_formats, transcribe_media
@@ -31,11 +32,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) 
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--backend", default="torch", choices=["torch", "ct2"], help="ct2: Whisper only")
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float16")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the model's registry value")
-    parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="default: the model's registry value"
+    )
+    parser.add_argument(
+        "--beam-size", type=positive_int, default=None, help="1 = greedy (default: registry value)"
+    )
     parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
-    parser.add_argument("--vad-threshold", type=float, default=SegmentOptions.threshold)
+    parser.add_argument("--vad-threshold", type=fraction, default=SegmentOptions.threshold)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -45,14 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside each file)")
     parser.add_argument("--format", default="srt,vtt,json", help="comma-separated: srt, vtt, json, txt")
     parser.add_argument(
-        "--max-seconds", type=float, default=None, help="longest piece (default: the model's context, 30 s)"
+        "--max-seconds",
+        type=positive_float,
+        default=None,
+        help="longest piece (default: the model's context, 30 s)",
     )
     parser.add_argument(
-        "--max-gap", type=float, default=SegmentOptions.max_gap_seconds, help="longest pause inside a piece"
+        "--max-gap",
+        type=non_negative_float,
+        default=SegmentOptions.max_gap_seconds,
+        help="longest pause inside a piece",
     )
     parser.add_argument(
         "--max-pause",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="shorten pauses inside a piece to this many seconds: fewer pieces, faster (default: keep them)",
     )

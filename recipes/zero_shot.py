@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from asr.arguments import positive_int
 from asr.errors import ASRError
 from asr.io import atomic_write, check_output_dir, write_text
 from asr.models.registry import MODELS
@@ -44,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--models", nargs="+", default=list(MODELS), help="names or dirs (default: all eight)"
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--limit", type=positive_int, default=None)
+    parser.add_argument("--beam-size", type=positive_int, default=1)
     parser.add_argument("--no-progress", action="store_true")
 
 

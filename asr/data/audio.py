@@ -23,6 +23,7 @@ AudioInfo(sample_rate=44100, channels=2, frames=4410, duration=0.1)
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,8 +190,12 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = TARGET_S
     """Write PCM_16 WAV atomically (one channel per column of a 2-D ``samples``)."""
     import soundfile as sf
 
+    # Encoded in memory first: soundfile swallows the OSError of a full disk inside its write
+    # callback and fails with a bare AssertionError; a plain file write raises the real error.
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, subtype="PCM_16", format="WAV")
     with atomic_write(path, "wb") as handle:
-        sf.write(handle, samples, sample_rate, subtype="PCM_16", format="WAV")
+        handle.write(buffer.getvalue())
     return Path(path)
 
 

@@ -23,6 +23,7 @@ import logging
 import lzma
 import math
 import os
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -70,6 +71,15 @@ AUDIO_FOLDER = "audio_wav"
 # is generous; the environment variable overrides it (``read_csmage(max_member_bytes=...)`` too).
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 MAX_MEMBER_BYTES_ENV = "ASR_MAX_ZIP_MEMBER_BYTES"
+# A zip bomb can stay under the per-member cap with many members (12 x 60 MiB from 736 KB).
+# Speech compresses about 1.2:1 (deflate tops out near 1030:1); an archive, or a member over
+# 1 MiB, past this ratio is refused.
+MAX_COMPRESSION_RATIO = 100
+ZIP_BOMB_MIN_BYTES = 256 * 1024**2  # the archive-wide ratio counts once this much would come out
+# Everything a zip may extract: its directory's total, and what reading it actually yields, must
+# fit in the free space of the audio folder (less a margin) and under this many bytes.
+MAX_TOTAL_BYTES = 16 * 1024**3
+FREE_SPACE_MARGIN = 256 * 1024**2
 _COPY_BLOCK = 1 << 20
 _READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
 # What reading a damaged or unusual member can raise (the zip module, zlib, bz2 and lzma).
@@ -170,11 +180,16 @@ def read_csmage(root: Path, audio_dir: Path, *, max_member_bytes: int | None = N
         result.sources.append(str(zip_path))
         with _open_zip(zip_path) as archive:
             members = [m for m in archive.infolist() if not m.is_dir() and _is_wav_member(m.filename)]
+            budget = _ExtractBudget(zip_path, audio_dir, members, cap)
             wavs = _by_stem(((m, f"{zip_path}:{m.filename}") for m in members), result)
-            for entry, member in _match(entries, wavs, f"{zip_path}:{AUDIO_FOLDER}", pkl, result):
-                audio = _extract(archive, member, zip_path, audio_dir, result, cap)
-                if audio is not None:
-                    result.candidates.append(_candidate(entry, audio, pkl))
+            try:
+                for entry, member in _match(entries, wavs, f"{zip_path}:{AUDIO_FOLDER}", pkl, result):
+                    audio = _extract(archive, member, zip_path, audio_dir, result, budget)
+                    if audio is not None:
+                        result.candidates.append(_candidate(entry, audio, pkl))
+            except ZipBudgetError:
+                budget.remove_extracted()
+                raise
     else:
         result.sources.append(str(folder))
         paths = sorted(p for p in folder.rglob("*") if p.is_file() and _is_wav_member(p.as_posix()))
@@ -232,19 +247,21 @@ def _extract(
     zip_path: Path,
     audio_dir: Path,
     result: ReadResult,
-    cap: int,
+    budget: _ExtractBudget,
 ) -> Path | None:
     """``audio_dir/<name>.wav`` holding the member's content, or None after flagging it."""
     name = member.filename.rsplit("/", 1)[-1]
     target = audio_dir / name
     try:
-        _check_member(member, cap)
+        _check_member(member, budget.cap)
         if not _holds_member(target, member):
-            _copy_member(archive, member, target, cap)
+            _copy_member(archive, member, target, budget)
         audio_info(target)
         check_finite(target)
     except _RefusedMember as err:
         problem, detail = err.problem, err.detail
+    except ZipBudgetError:
+        raise
     except DataError as err:  # not decodable audio, or NaN / infinite samples
         problem, detail = getattr(err, "problem", UNREADABLE_AUDIO), getattr(err, "reason", str(err))
     else:
@@ -272,6 +289,13 @@ def _check_member(member: zipfile.ZipInfo, cap: int) -> None:
         )
     if member.file_size > cap:
         raise _RefusedMember(TOO_LARGE, _too_large(f"{member.file_size} bytes", cap))
+    ratio = member.file_size / max(member.compress_size, 1)
+    if member.file_size > 1024**2 and ratio > MAX_COMPRESSION_RATIO:
+        raise _RefusedMember(
+            TOO_LARGE,
+            f"zip member expands {ratio:.0f}:1 ({member.file_size} bytes from {member.compress_size}), over "
+            f"{MAX_COMPRESSION_RATIO}:1; not extracted (speech compresses about 1.2:1: a zip bomb?)",
+        )
 
 
 def _too_large(size: str, cap: int) -> str:
@@ -295,8 +319,10 @@ def _holds_member(target: Path, member: zipfile.ZipInfo) -> bool:
     return crc == member.CRC
 
 
-def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, cap: int) -> None:
-    """Extract ``member`` to ``target`` atomically, reading at most ``cap`` bytes of it.
+def _copy_member(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, budget: _ExtractBudget
+) -> None:
+    """Extract ``member`` to ``target`` atomically, reading at most ``budget.cap`` bytes of it.
 
     Problems reading the member are :class:`_RefusedMember`; problems writing ``target``
     concern the whole run and are an ASRError.
@@ -318,14 +344,64 @@ def _copy_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path
                 if not block:
                     break
                 written += len(block)
-                if written > cap:  # the zip directory understated the size
+                if written > budget.cap:  # the zip directory understated the size
                     raise _RefusedMember(
                         TOO_LARGE,
-                        _too_large(f"more than the {member.file_size} bytes its zip entry says", cap),
+                        _too_large(f"more than the {member.file_size} bytes its zip entry says", budget.cap),
                     )
+                budget.spend(len(block))
                 dst.write(block)
     except OSError as err:
         raise ASRError(f"{target}: cannot write the extracted audio ({err.strerror or err})") from None
+    budget.extracted.append(target)
+
+
+class ZipBudgetError(DataError):
+    """A zip would extract more than the folder can or should hold (a zip bomb, a full disk)."""
+
+
+class _ExtractBudget:
+    """How much one zip may extract in all; checked on its directory first, then on what it yields.
+
+    Tripping it is a :class:`DataError` naming the zip; the caller then removes every file this
+    run extracted (files already there from an earlier run, with the same content, stay).
+    """
+
+    def __init__(self, zip_path: Path, audio_dir: Path, members: list[zipfile.ZipInfo], cap: int) -> None:
+        self.zip_path, self.cap, self.extracted, self.spent = zip_path, cap, [], 0
+        free = shutil.disk_usage(_existing_parent(audio_dir)).free
+        self.limit = max(0, min(MAX_TOTAL_BYTES, free - FREE_SPACE_MARGIN))
+        expands = sum(min(m.file_size, cap) for m in members)
+        packed = sum(m.compress_size for m in members)
+        if expands > ZIP_BOMB_MIN_BYTES and expands / packed > MAX_COMPRESSION_RATIO:
+            raise ZipBudgetError(
+                f"{zip_path}: its audio would expand {expands / packed:.0f}:1 ({expands} bytes from {packed}), "
+                f"over {MAX_COMPRESSION_RATIO}:1; nothing extracted (speech compresses about 1.2:1: a zip bomb?)"
+            )
+        if expands > self.limit:
+            raise ZipBudgetError(
+                f"{zip_path}: its audio expands to {expands} bytes, more than the {self.limit} bytes "
+                f"that may be extracted into {audio_dir} (free space less {FREE_SPACE_MARGIN >> 20} MiB, at "
+                f"most {MAX_TOTAL_BYTES >> 30} GiB); nothing extracted"
+            )
+
+    def spend(self, size: int) -> None:
+        self.spent += size
+        if self.spent > self.limit:
+            raise ZipBudgetError(
+                f"{self.zip_path}: extracting yields more than the {self.limit} bytes allowed (its zip "
+                "directory understates the sizes); everything extracted by this run was removed"
+            )
+
+    def remove_extracted(self) -> None:
+        for path in self.extracted:
+            path.unlink(missing_ok=True)
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _describe(err: BaseException) -> str:

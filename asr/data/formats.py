@@ -26,6 +26,7 @@ Relative audio paths are resolved against the file that names them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,8 +143,13 @@ def _jsonl_kind(path: Path) -> str | None:
 
 
 def _resolve(path_text: str, base: Path) -> Path:
+    """The absolute audio path; a symlink loop stays unresolved (validation reports it as a suspect)."""
     path = Path(path_text).expanduser()
-    return (path if path.is_absolute() else base / path).resolve()
+    path = path if path.is_absolute() else base / path
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13 on a symlink loop
+        return Path(os.path.abspath(path))
 
 
 def _require(obj: dict[str, Any], keys: tuple[str, ...], path: Path, number: int) -> None:

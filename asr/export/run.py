@@ -83,10 +83,14 @@ def _check_out(out: Path) -> None:
         raise ExportError(f"--out {out}: cannot replace it (no write permission on the folder)")
 
 
-def _check_paths(ckpt: Checkpoint, out: Path) -> None:
-    out_abs, ck = out.resolve(), ckpt.path.resolve()
+def _check_overlap(checkpoint: Path, out: Path) -> None:
+    out_abs, ck = out.resolve(), checkpoint.resolve()
     if out_abs == ck or ck.is_relative_to(out_abs) or out_abs.is_relative_to(ck):
-        raise ExportError(f"--out {out} overlaps the checkpoint {ckpt.path}; choose another folder")
+        raise ExportError(f"--out {out} overlaps the checkpoint {checkpoint}; choose another folder")
+
+
+def _check_paths(ckpt: Checkpoint, out: Path) -> None:
+    _check_overlap(ckpt.path, out)
     if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_INFO).is_file():
         raise ExportError(
             f"--out {out} is not empty and holds no previous export ({EXPORT_INFO}); "
@@ -292,11 +296,14 @@ def export(options: ExportOptions) -> ExportResult:
     if options.quantization not in QUANTIZATIONS:
         raise ExportError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}")
     token = None
+    if options.push_to_hub is not None and not options.push_to_hub.strip():
+        raise ExportError("--push-to-hub needs USER/REPO (it was empty, so nothing would be pushed)")
     if options.push_to_hub:
         hub.validate_repo_id(options.push_to_hub)  # before any work or network call
         if not options.dry_run:
             token = hub.resolve_token()
     out = Path(options.out).expanduser()
+    _check_overlap(Path(options.checkpoint).expanduser(), out)  # before _check_out creates folders
     _check_out(out)  # before the checkpoint is read
     _recover_previous(out)
     ckpt = inspect_checkpoint(options.checkpoint)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,24 +69,54 @@ def write_corpus(out: Path, rows: list[dict[str, Any]], model_name: str) -> None
 
 
 def read_draft(out: Path) -> list[dict[str, Any]]:
-    """The rows of ``draft.tsv`` (``verified`` as a bool, times as floats)."""
+    """The rows of ``draft.tsv`` (``verified`` as a bool, times as floats).
+
+    A hand-edited file is checked row by row: a :class:`DataError` names the line and the
+    problem (a decimal comma, a short row, an unknown id, a file not saved as UTF-8).
+    Excel's UTF-8 with a byte-order mark reads as plain UTF-8.
+    """
     path = out / DRAFT
     if not path.is_file():
         return []
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 (byte {err.start}); save it as UTF-8 (a GBK or ANSI save changes the text)"
+        ) from None
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if missing:
-        raise DataError(f"{path}: missing columns {', '.join(missing)}")
-    out_rows = []
-    for n, row in enumerate(rows, start=2):
-        flag = (row["verified"] or "").strip().lower()
-        if flag not in ("yes", "no"):
-            raise DataError(f"{path}:{n}: verified must be yes or no, not {row['verified']!r}")
-        out_rows.append(
-            {**row, "verified": flag == "yes", "start": float(row["start"]), "end": float(row["end"])}
+        raise DataError(
+            f"{path}: missing columns {', '.join(missing)} (the header must be {' '.join(COLUMNS)})"
         )
-    return out_rows
+    return [_draft_row(path, n, row) for n, row in enumerate(rows, start=2)]
+
+
+def _draft_row(path: Path, line: int, row: dict[str, Any]) -> dict[str, Any]:
+    if None in row or any(row.get(c) is None for c in COLUMNS):
+        fields = sum(v is not None for k, v in row.items() if k is not None)
+        raise DataError(
+            f"{path}:{line}: {fields} tab-separated fields, expected {len(COLUMNS)} ({' '.join(COLUMNS)})"
+        )
+    flag = row["verified"].strip().lower()
+    if flag not in ("yes", "no"):
+        raise DataError(f"{path}:{line}: verified must be yes or no, not {row['verified']!r}")
+    try:
+        to_source_id(row["id"])
+    except ValueError:
+        raise DataError(f"{path}:{line}: id {row['id']!r} is not a clip id like video_1_1") from None
+    times = {}
+    for key in ("start", "end"):
+        try:
+            times[key] = float(row[key])
+        except ValueError:
+            times[key] = math.nan
+        if not math.isfinite(times[key]) or times[key] < 0:
+            raise DataError(
+                f"{path}:{line}: {key} must be seconds written with a dot (e.g. 1.5), not {row[key]!r}"
+            )
+    return {**row, "verified": flag == "yes", **times}
 
 
 def apply_draft(out: Path) -> int:
@@ -93,10 +124,10 @@ def apply_draft(out: Path) -> int:
     rows = read_draft(out)
     if not rows:
         raise DataError(f"{out / DRAFT}: no clips (is {out} an `asr segment` output folder?)")
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         wav = out / AUDIO_FOLDER / f"{to_source_id(row['id'])}.wav"
         if not wav.is_file():
-            raise DataError(f"{out / DRAFT}: {row['id']} has no {wav}")
+            raise DataError(f"{out / DRAFT}:{line}: {row['id']} has no clip {wav} (a typo in the id?)")
     model = read_json(out / SOURCES).get("model", "") if (out / SOURCES).is_file() else ""
     write_corpus(out, rows, model)
     return len(rows)

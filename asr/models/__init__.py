@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
+from asr.errors import ModelSourceError
 from asr.models.base import ASRModel
+from asr.models.checkpoint import safetensors_problem
 from asr.models.registry import MODELS, family_class, get_spec
 from asr.models.sources import resolve
 from asr.models.spec import DecodeOptions, ModelSpec
@@ -49,5 +51,9 @@ def load_model(model: str | Path, device: str = "auto", dtype: str = "auto") -> 
     >>> m = load_model("runs/demo/whisper-base-lora/best", device="cpu")  # doctest: +SKIP
     """
     spec, path = resolve(str(model))
+    for weights in sorted(path.glob("*.safetensors")):
+        problem = safetensors_problem(weights)
+        if problem:
+            raise ModelSourceError(f"{weights} {problem}: copy, download or export it again")
     dev = pick_device(device)
     return family_class(spec.family).load(path, spec, dev, pick_dtype(dev, dtype))

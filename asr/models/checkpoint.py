@@ -6,6 +6,7 @@ The marker file, dtype detection from safetensors headers, casting a state dict,
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,25 @@ def cast_state(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, 
 def write_marker(out_dir: Path, family: str, name: str, **extra: Any) -> None:
     """Write :data:`MARKER_FILE` (family, registry name, extras) into a saved checkpoint."""
     write_text(out_dir / MARKER_FILE, json.dumps({"family": family, "name": name, **extra}, indent=2))
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """A safetensors file must hold its whole header and every tensor its header lists."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                return "is cut short (no header)"
+            (length,) = struct.unpack("<Q", head)
+            if length > size - 8:
+                return "is cut short (in its header)"
+            header = json.loads(handle.read(length))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "has an unreadable header"
+    ends = [
+        int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+    ]
+    if 8 + length + max(ends, default=0) > size:
+        return "is cut short (its tensors end past the end of the file)"
+    return None

@@ -4,29 +4,21 @@
   write, non-finite best weights); the CLI prints it and exits with status 2;
 - :func:`checkpoint_problem`: why a ``checkpoint-N/`` folder is not a complete checkpoint
   (a kill or a full disk while it was written), or None;
-- :func:`write_failure`: a clear message for an exception raised while writing files
-  (``OSError``, or the ``RuntimeError``/``SafetensorError`` that torch and safetensors
-  raise on a full disk), or None when the exception is something else;
 - :func:`non_finite_tensors`: the names of the floating-point tensors holding NaN or infinity.
 
->>> import errno
->>> write_failure(OSError(errno.ENOSPC, "No space left on device"))
-'no space left on device'
->>> write_failure(ValueError("bad value")) is None
-True
+(:func:`asr.disk.write_failure` explains a failed write.)
 """
 
 from __future__ import annotations
 
-import errno
 import json
-import shutil
-import struct
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+
+from asr.models.checkpoint import safetensors_problem
 
 # The files a Trainer checkpoint folder holds, in the order the Trainer writes them: the model
 # (one of WEIGHT_FILES, with training_args.bin), optimizer.pt, scheduler.pt, rng_state*.pth and,
@@ -41,12 +33,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 OPTIMIZER_FILES = ("optimizer.pt", "scheduler.pt")
-_FULL_DISK_WORDS = (
-    "no space left",
-    "storagefull",
-    "file write failed",
-    "disk quota exceeded",
-)  # torch, safetensors
 
 
 def checkpoint_problem(folder: str | Path) -> str | None:
@@ -74,33 +60,11 @@ def checkpoint_problem(folder: str | Path) -> str | None:
             continue
         problem = None
         if path.suffix == ".safetensors":
-            problem = _safetensors_problem(path)
+            problem = safetensors_problem(path)
         elif path.suffix in (".pt", ".pth", ".bin"):
             problem = _torch_file_problem(path)
         if problem:
             return f"{path.name} {problem}"
-    return None
-
-
-def _safetensors_problem(path: Path) -> str | None:
-    """A safetensors file must hold its whole header and every tensor its header lists."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                return "is cut short (no header)"
-            (length,) = struct.unpack("<Q", head)
-            if length > size - 8:
-                return "is cut short (in its header)"
-            header = json.loads(handle.read(length))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return "has an unreadable header"
-    ends = [
-        int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-    ]
-    if 8 + length + max(ends, default=0) > size:
-        return "is cut short (its tensors end past the end of the file)"
     return None
 
 
@@ -116,31 +80,6 @@ def _torch_file_problem(path: Path) -> str | None:
     if is_zip and not zipfile.is_zipfile(path):
         return "is cut short (no zip directory at its end)"
     return None
-
-
-def write_failure(err: BaseException) -> str | None:
-    """The reason a write failed (``no space left on device``, ...), or None if ``err`` is no write failure."""
-    if isinstance(err, OSError):
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return "no space left on device" if err.errno == errno.ENOSPC else "disk quota exceeded"
-        return err.strerror or str(err) or type(err).__name__
-    text = str(err)
-    if any(word in text.lower() for word in _FULL_DISK_WORDS):
-        first = text.strip().splitlines()[0]
-        return "no space left on device" if "space" in first.lower() else f"{first} (is the disk full?)"
-    return None
-
-
-def free_space(folder: str | Path) -> str:
-    """``"123.4 MB free"`` on the disk of ``folder`` (or of its nearest existing parent)."""
-    path = Path(folder)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        free = shutil.disk_usage(path).free
-    except OSError:
-        return "free space unknown"
-    return f"{free / 1e6:.1f} MB free"
 
 
 def non_finite_tensors(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:

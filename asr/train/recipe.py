@@ -42,16 +42,19 @@ from transformers.integrations import TensorBoardCallback
 
 from asr.data.corpus_info import corpus_summary
 from asr.data.manifest import Utterance
+from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalResult, EvalSettings, evaluate
+from asr.io import check_output_dir
 from asr.metrics import paired_bootstrap
 from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
+from asr.output_lock import output_lock
 from asr.run_records import FinetuneSummary, TestComparison
 from asr.runinfo import provenance
 from asr.train.dataset import SpeechCollator, SpeechDataset
-from asr.train.faults import free_space, non_finite_tensors, write_failure
+from asr.train.faults import non_finite_tensors
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.model_setup import apply_language, configure_model, learning_rate, parameter_counts
 from asr.train.preflight import check_deepspeed, check_model_reference, check_vocabulary, device_and_precision
@@ -113,6 +116,7 @@ class FinetuneRecipe:
         self.splits = load_splits(self.cfg)
         self.device, self.precision = device_and_precision(self.cfg)
         check_deepspeed(self.cfg)
+        check_output_dir(self.out, what="output_dir")  # a read-only folder or a file: before the model loads
         self.checkpoint = resume_point(self.out, self.resume)
         self._setup_model()
         self.resolved = dataclasses.replace(
@@ -424,7 +428,8 @@ def finetune(
     cfg: FinetuneConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] | None = None
 ) -> FinetuneSummary | None:
     """Run one fine-tuning job (setup, train, report); its summary, or None on non-main processes."""
-    recipe = FinetuneRecipe(cfg, resume=resume, callbacks=callbacks or ())
-    recipe.setup()
-    recipe.train()
-    return recipe.report()
+    with output_lock(cfg.resolved_output_dir()):
+        recipe = FinetuneRecipe(cfg, resume=resume, callbacks=callbacks or ())
+        recipe.setup()
+        recipe.train()
+        return recipe.report()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.data.audio import audio_info
+from asr.data.audio import audio_info, load_audio
 from asr.data.manifest import Utterance, read_manifest
 from asr.errors import DataError
 from asr.train.finetune_config import FinetuneConfig
@@ -44,7 +45,29 @@ def _read_split(cfg: FinetuneConfig, split: str) -> list[Utterance]:
     missing = [u.audio for u in utts if not Path(u.audio).is_file()]
     if missing:
         raise DataError(f"{path}: {len(missing)} audio files not found, e.g. {', '.join(missing[:3])}")
+    _check_decodable(path, utts)
     return utts
+
+
+def _decode_problem(utt: Utterance) -> str | None:
+    try:
+        load_audio(utt.audio)
+    except DataError as err:
+        return f"{utt.id} ({err})"
+    return None
+
+
+def _check_decodable(path: Path, utts: list[Utterance]) -> None:
+    """Decode every clip once before the first step: a bad one would stop training mid-run
+    inside a DataLoader worker."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        problems = [p for p in pool.map(_decode_problem, utts) if p]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise DataError(
+            f"{path}: {len(problems)} of {len(utts)} clips cannot be decoded: {shown}. Remove them from "
+            "the manifest (or rerun `asr prepare`, which leaves them out as suspects)"
+        )
 
 
 def _drop_long(cfg: FinetuneConfig, train: list[Utterance]) -> tuple[list[Utterance], list[Utterance]]:

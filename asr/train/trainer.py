@@ -41,11 +41,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from asr.data.manifest import Utterance
+from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalSettings, evaluate
 from asr.models.base import ASRModel
 from asr.train.dataset import EpochLengthGroupedSampler
-from asr.train.faults import free_space, write_failure
 from asr.train.validation import (
     decode_autocast,
     describe_error,

@@ -1,3 +1,40 @@
 """The fault matrix reuses the end-to-end fixtures: the prepared demo corpus and a tiny Whisper."""
 
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
 from tests.e2e.conftest import demo_data, tiny_whisper  # noqa: F401  (pytest fixtures)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``small_disk(kb, read_only=False, full=False)``: a real tmpfs of that size (root only; skipped
+    elsewhere); ``full``: a filler file takes all its space first."""
+    mounts: list[Path] = []
+
+    def mount(kb: int, read_only: bool = False, full: bool = False) -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        options = f"size={kb}k" + (",ro" if read_only else "")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+        mounts.append(where)
+        if full:
+            filler = (where / ".filler").open("wb", buffering=0)
+            try:
+                while filler.write(b"\0" * 4096):
+                    pass
+            except OSError:
+                pass
+            filler.close()
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -86,3 +86,15 @@ def test_unusable_out_is_a_clear_error_before_any_work(
     err = capsys.readouterr().err
     assert f"--out {out}" in err and "Traceback" not in err
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_rows_without_duration_are_measured_from_the_audio(tiny_whisper, manifest, tmp_path) -> None:
+    """``duration`` is optional in a manifest; it crashed the length sort (issue 21)."""
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    for row in rows[:2]:
+        del row["duration"]
+    manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "run"
+    assert _evaluate(tiny_whisper, manifest, out) == 0
+    written = (out / "predictions.csv").read_text(encoding="utf-8")
+    assert rows[0]["id"] in written and rows[1]["id"] in written

@@ -177,3 +177,24 @@ def test_a_live_exports_staging_folder_is_left_alone(tmp_path) -> None:
     with export_run._staging_folder(out):  # its owner is gone now: the folder goes
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+# --- issue 21 ------------------------------------------------------------------------------------
+
+
+def test_an_empty_push_to_hub_is_refused_before_any_work(tmp_path, capsys, monkeypatch) -> None:
+    _no_work(monkeypatch)
+    assert _export(tmp_path / "ckpt", tmp_path / "export", "--push-to-hub", "") == 2
+    assert (
+        "--push-to-hub needs USER/REPO (it was empty, so nothing would be pushed)" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "export").exists()
+
+
+def test_an_out_inside_the_checkpoint_creates_nothing_there(tmp_path, capsys, monkeypatch) -> None:
+    _no_work(monkeypatch)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    assert _export(ckpt, ckpt / "sub" / "export") == 2
+    assert "overlaps the checkpoint" in capsys.readouterr().err
+    assert list(ckpt.iterdir()) == []

@@ -74,6 +74,19 @@ def _kaldi(root: Path, rows: dict[str, tuple[Path, str]]) -> Path:
 GOOD = ["good0", "good1", "good2"]
 
 
+def test_a_wav_scp_symlink_loop_is_a_suspect(tmp_path: Path) -> None:
+    """A wav.scp entry that is a symlink loop aborted prepare with a RuntimeError (issue 21)."""
+    loop = tmp_path / "kaldi" / "loop.wav"
+    loop.parent.mkdir(parents=True)
+    loop.symlink_to(loop.name)
+    root = _kaldi(tmp_path / "kaldi", {"looped": (loop, "长沙话")})
+    out = tmp_path / "out"
+    prepare(root, out, protocol="random")
+    assert _ids(out) == sorted(GOOD)
+    row = next(r for r in _suspects(out) if r["id"] == "looped")
+    assert row["file"] == str(loop), row
+
+
 def _wav_bytes(samples: np.ndarray, subtype: str = "PCM_16") -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, 16000, subtype=subtype, format="WAV")
@@ -246,6 +259,52 @@ def test_an_oversized_zip_member_is_refused_without_extracting(tmp_path: Path, m
     # the keyword overrides the environment
     result = csmage.read_csmage(root, tmp_path / "audio2", max_member_bytes=10**7)
     assert [c.id for c in result.candidates] == ["video_1_1", "video_1_2"]
+
+
+def test_many_members_under_the_cap_that_expand_past_the_ratio_are_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Twelve members of silence, each under the per-member cap, each expanding ~1000:1."""
+    silence = _wav_bytes(np.zeros(16000 * 60, dtype=np.float32))  # 1.9 MB that deflates ~1000:1
+    members = {f"01_{n:04d}": silence for n in range(2, 14)}
+    root = _csmage_zip(tmp_path / "cs", {"01_0001": _wav_bytes(_tone()), **members})
+    out = tmp_path / "out"
+    prepare(root, out, protocol="random")  # each silent member is a suspect, none is extracted
+    rows = _suspects(out)
+    assert len(rows) == 12 and {r["problem"] for r in rows} == {"too_large"}
+    assert "over 100:1; not extracted" in rows[0]["detail"]
+    assert [p.name for p in (out / "audio").glob("*.wav")] == ["01_0001.wav"]
+    # past ZIP_BOMB_MIN_BYTES in all, the whole archive is refused before anything is written
+    monkeypatch.setattr(csmage, "ZIP_BOMB_MIN_BYTES", 1024**2)
+    with pytest.raises(
+        DataError, match=r"audio_wav\.zip: its audio would expand \d+:1 .* over 100:1; nothing"
+    ):
+        csmage.read_csmage(root, tmp_path / "audio")
+    assert not (tmp_path / "audio").exists()
+
+
+def test_a_zip_larger_than_the_total_budget_is_refused_before_extracting(tmp_path: Path, monkeypatch) -> None:
+    root = _csmage_zip(tmp_path / "cs", {"01_0001": _wav_bytes(_tone()), "01_0002": _wav_bytes(_tone())})
+    monkeypatch.setattr(csmage, "MAX_TOTAL_BYTES", 50_000)
+    with pytest.raises(DataError, match="its audio expands to 64088 bytes, more than the 50000 bytes"):
+        csmage.read_csmage(root, tmp_path / "audio")
+    assert not (tmp_path / "audio").exists() or not list((tmp_path / "audio").iterdir())
+
+
+def test_extraction_past_the_budget_removes_what_it_extracted(tmp_path: Path, monkeypatch) -> None:
+    """A directory that understates sizes is caught while reading; nothing of this run stays."""
+    root = _csmage_zip(tmp_path / "cs", {"01_0001": _wav_bytes(_tone()), "01_0002": _wav_bytes(_tone())})
+    spend = csmage._ExtractBudget.spend
+
+    def small_limit(self, size: int) -> None:
+        self.limit = 40_000  # as if the second member turned out far larger than its entry says
+        spend(self, size)
+
+    monkeypatch.setattr(csmage._ExtractBudget, "spend", small_limit)
+    audio = tmp_path / "audio"
+    with pytest.raises(DataError, match="extracting yields more than the 40000 bytes allowed"):
+        csmage.read_csmage(root, audio)
+    assert list(audio.iterdir()) == []
 
 
 def test_an_unreadable_zip_member_does_not_stay_on_disk(tmp_path: Path) -> None:

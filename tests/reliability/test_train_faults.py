@@ -401,3 +401,24 @@ def test_a_failing_report_leaves_best_alone(
         finetune(_cfg(tiny_whisper, few_clips, out, "max_steps=4"), resume=True)
     assert _digest(out / "best") == good and (out / "summary.json").read_bytes() == summary
     load_model(out / "best", device="cpu")
+
+
+def test_an_undecodable_training_clip_stops_before_the_first_step(
+    tiny_whisper: Path, few_clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It passed preflight (existence only) and crashed a DataLoader worker mid-run (issue 21)."""
+    utts = read_manifest(few_clips / "manifests" / "train.jsonl")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    utts[1].audio = str(bad)
+    data = tmp_path / "data"
+    for split in ("train", "validation", "test"):
+        write_manifest(data / "manifests" / f"{split}.jsonl", utts if split == "train" else utts[:1])
+    out = tmp_path / "run"
+    assert _cli(tiny_whisper, data, out) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"train.jsonl: 1 of 4 clips cannot be decoded: {utts[1].id} ({bad}: not a decodable audio file" in err
+    )
+    assert "Traceback" not in err
+    assert not list(out.glob("checkpoint-*"))

@@ -562,7 +562,9 @@ class WhisperASR(ASRModel):
         device, dtype = self.param_device, self.param_dtype
         rows = self._per_clip(
             [f"{k}@{frames}:teacher" for k in keys],
-            lambda idx: teacher_states(encoder, feats[idx].to(device, dtype), frames, self.model.disable_adapter()),
+            lambda idx: teacher_states(
+                encoder, feats[idx].to(device, dtype), frames, self.model.disable_adapter()
+            ),
         )
         return torch.stack([r.to(device, dtype) for r in rows])
 
@@ -576,7 +578,9 @@ class WhisperASR(ASRModel):
 
         def project(idx: list[int]) -> torch.Tensor:
             with torch.no_grad():
-                return project_cross_kv(base.model.decoder, encode(base.model.encoder, feats[idx].to(device, dtype)))
+                return project_cross_kv(
+                    base.model.decoder, encode(base.model.encoder, feats[idx].to(device, dtype))
+                )
 
         rows = self._per_clip([f"{k}@{feats.shape[-1]}:cross-kv" for k in keys], project)
         cache = cross_kv_cache(rows, device, dtype)
