@@ -25,7 +25,7 @@ def stamp() -> str:
     """The date and commit a section is measured at (each section carries its own)."""
     from datetime import date
 
-    from asr.runinfo import git_commit
+    from asr.provenance import git_commit
 
     return f"Measured on {date.today().isoformat()} at commit `{git_commit() or 'unknown'}`.\n"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from asr import __version__
-from asr.io import write_json  # noqa: F401  (kept for callers that import it from here)
 
 
 @lru_cache(maxsize=1)
