@@ -17,6 +17,7 @@ from pathlib import Path
 from asr.models.registry import MODELS
 from asr.report.benchmark import DEFAULT_FINETUNE, BenchmarkPlan, run_benchmark
 from asr.report.leaderboard import write_leaderboard
+from asr.shipped_configs import schedule_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipes.demo import FINETUNE_OVERRIDES
-
-    overrides = [*(FINETUNE_OVERRIDES if args.demo_schedule else []), *args.overrides]
+    overrides = [*(schedule_overrides() if args.demo_schedule else []), *args.overrides]
     plan = BenchmarkPlan(
         data=args.data, out=args.out, models=args.models, finetune=args.finetune, overrides=overrides,
         split=args.split, device=args.device, beam_size=args.beam_size, limit=args.limit, force=args.force,
