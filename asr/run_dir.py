@@ -72,6 +72,14 @@ def _at(name: str) -> property:
     return property(lambda self: self.path / name, doc=f"``{name}`` in this folder")
 
 
+def _read(record: type[R], name: str, note: str = "") -> cached_property[R | None]:
+    def read(self: RunDir) -> R | None:
+        return self._record(record, self.path / name)
+
+    read.__doc__ = f"``{name}``{note} (``None`` when missing)."
+    return cached_property(read)
+
+
 class RunDir:
     """A run folder: where each of its files lives, and what they hold (each read on first use).
 
@@ -88,18 +96,16 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    run_settings_file = _at(RUN_SETTINGS_FILE)
-    predictions_file = _at(PREDICTIONS_FILE)
-    metrics_file = _at(METRICS_FILE)
-    per_utterance_file = _at(PER_UTTERANCE_FILE)
+    # --- where each file lives ------------------------------------------------------------------
+    # an evaluation
+    run_settings_file, predictions_file = _at(RUN_SETTINGS_FILE), _at(PREDICTIONS_FILE)
+    metrics_file, per_utterance_file = _at(METRICS_FILE), _at(PER_UTTERANCE_FILE)
     report_file = _at(REPORT_FILE)
-    config_file = _at(CONFIG_FILE)
-    train_log_file = _at(TRAIN_LOG_FILE)
-    curve_file = _at(CURVE_FILE)
-    tensorboard_dir = _at(TENSORBOARD_DIR)
-    best_dir = _at(BEST_DIR)
-    test_metrics_file = _at(TEST_METRICS_FILE)
-    summary_file = _at(SUMMARY_FILE)
+    # a fine-tuning run
+    config_file, train_log_file, curve_file = _at(CONFIG_FILE), _at(TRAIN_LOG_FILE), _at(CURVE_FILE)
+    tensorboard_dir, best_dir = _at(TENSORBOARD_DIR), _at(BEST_DIR)
+    test_metrics_file, summary_file = _at(TEST_METRICS_FILE), _at(SUMMARY_FILE)
+    # a benchmark stage
     stage_file = _at(STAGE_FILE)
 
     # --- sub-folders ----------------------------------------------------------------------------
@@ -139,25 +145,10 @@ class RunDir:
         return self.test_metrics_file.is_file()
 
     # --- contents -------------------------------------------------------------------------------
-    @cached_property
-    def metrics(self) -> EvalRecord | None:
-        """``metrics.json``."""
-        return self._record(EvalRecord, self.metrics_file)
-
-    @cached_property
-    def run_settings(self) -> RunSettings | None:
-        """``run.json``."""
-        return self._record(RunSettings, self.run_settings_file)
-
-    @cached_property
-    def test_metrics(self) -> EvalRecord | None:
-        """``metrics_test.json``: the best weights on the test split."""
-        return self._record(EvalRecord, self.test_metrics_file)
-
-    @cached_property
-    def summary(self) -> FinetuneSummary | None:
-        """``summary.json``."""
-        return self._record(FinetuneSummary, self.summary_file)
+    metrics = _read(EvalRecord, METRICS_FILE)
+    run_settings = _read(RunSettings, RUN_SETTINGS_FILE)
+    test_metrics = _read(EvalRecord, TEST_METRICS_FILE, ": the best weights on the test split")
+    summary = _read(FinetuneSummary, SUMMARY_FILE)
 
     @cached_property
     def config(self) -> dict[str, Any] | None:
