@@ -9,7 +9,7 @@ Every command's boundary (:func:`asr.cli.run_recipe`) turns such an exception in
 >>> write_failure(ValueError("bad value")) is None
 True
 >>> write_failure(RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })"))
-'no space left on device'
+'Error while serializing: IoError(Os { code: 28, kind: StorageFull }) (is the disk full?)'
 """
 
 from __future__ import annotations

@@ -22,14 +22,15 @@ from tqdm.auto import tqdm
 
 from asr.data.audio import audio_info, load_audio
 from asr.data.manifest import Utterance
-from asr.decode_log import PredictionWriter, read_done, rewrite_in_order
 from asr.errors import ASRError
 from asr.io import check_output_dir, sha256_file
 from asr.metrics import ScoreResult, score, write_score
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
+from asr.predictions import PredictionWriter, read_done, rewrite_in_order
+from asr.provenance import provenance
+from asr.run_dir import METRICS_FILE, PER_UTTERANCE_FILE, PREDICTIONS_FILE, RUN_SETTINGS_FILE
 from asr.run_records import EvalRecord, RunSettings
-from asr.runinfo import provenance
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def transcribe_manifest(
 ) -> list[dict[str, Any]]:
     """Decode every utterance into ``out_dir/predictions.csv``; returns rows in manifest order."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "predictions.csv"
+    path = out_dir / PREDICTIONS_FILE
     if path.exists() and not resume:
         raise ASRError(f"{path} exists: pass --resume to continue it, or choose another --out")
     done = read_done(path)
@@ -166,16 +167,16 @@ def score_rows(
         provenance=provenance(),
         **context,
     )
-    write_score(result, out_dir / "metrics.json", out_dir / "per_utterance.csv", record=record)
+    write_score(result, out_dir / METRICS_FILE, out_dir / PER_UTTERANCE_FILE, record=record)
     return EvalResult(record, result)
 
 
 def check_new_run(out_dir: Path, resume: bool) -> None:
     """Before any work: ``out_dir`` is writable, and holds no earlier run unless resuming it."""
     check_output_dir(out_dir)
-    if not resume and (out_dir / "predictions.csv").exists():
+    if not resume and (out_dir / PREDICTIONS_FILE).exists():
         raise ASRError(
-            f"{out_dir / 'predictions.csv'} exists: pass --resume to continue it, or choose another --out"
+            f"{out_dir / PREDICTIONS_FILE} exists: pass --resume to continue it, or choose another --out"
         )
 
 
@@ -200,7 +201,7 @@ def save_run_settings(out_dir: Path, settings: RunSettings, resume: bool) -> Non
     A resumed run must match the recorded settings exactly; a run with predictions but no
     ``run.json`` (an older toolkit) cannot prove that and is refused.
     """
-    path = out_dir / "run.json"
+    path = out_dir / RUN_SETTINGS_FILE
     if path.is_file() and resume:
         changed = settings.differences(RunSettings.load(path))
         if changed:
@@ -209,10 +210,10 @@ def save_run_settings(out_dir: Path, settings: RunSettings, resume: bool) -> Non
                 "use the same settings, or another --out to start a new run"
             )
         return
-    if (out_dir / "predictions.csv").exists():
+    if (out_dir / PREDICTIONS_FILE).exists():
         raise ASRError(
             f"{out_dir} holds predictions but no record of their settings ({path.name}); choose another --out"
             if resume
-            else f"{out_dir / 'predictions.csv'} exists: pass --resume to continue it, or choose another --out"
+            else f"{out_dir / PREDICTIONS_FILE} exists: pass --resume to continue it, or choose another --out"
         )
     settings.save(path)

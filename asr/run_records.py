@@ -162,7 +162,7 @@ class EvalRecord(Record):
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], source: str = "metrics.json") -> EvalRecord:
+    def from_json(cls, data: dict[str, Any], source: str = "record") -> EvalRecord:
         if not isinstance(data, dict):
             raise DataError(f"{source}: expected a JSON object, got {type(data).__name__}")
         record = super().from_json({**data, "metrics": None}, source)

@@ -17,8 +17,8 @@ from pathlib import Path
 from asr.arguments import positive_int
 from asr.models.registry import MODELS
 from asr.report.leaderboard import write_leaderboard
+from asr.shipped_configs import schedule_overrides
 from asr.workflows.benchmark import DEFAULT_FINETUNE, BenchmarkPlan, run_benchmark
-from recipes.demo import FINETUNE_OVERRIDES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = [*(FINETUNE_OVERRIDES if args.demo_schedule else []), *args.overrides]
+    overrides = [*(schedule_overrides() if args.demo_schedule else []), *args.overrides]
     plan = BenchmarkPlan(
         data=args.data, out=args.out, models=args.models, finetune=args.finetune, overrides=overrides,
         split=args.split, device=args.device, beam_size=args.beam_size, limit=args.limit, force=args.force,

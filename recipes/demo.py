@@ -15,21 +15,11 @@ import sys
 from pathlib import Path
 
 from asr.cli import main as asr
+from asr.run_dir import RunDir
 from asr.run_records import EvalRecord
+from asr.shipped_configs import schedule_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-
-# Demo-sized schedule: LoRA on the decoder only, so the frozen encoder's output is cached.
-FINETUNE_OVERRIDES = [
-    "lora.scope=decoder",
-    "num_epochs=6",
-    "batch_size=8",
-    "eval_steps=20",
-    "save_steps=20",
-    "logging_steps=5",
-    "patience=4",
-    "num_workers=0",
-]
 
 
 def step(title: str, argv: list[str]) -> None:
@@ -39,9 +29,9 @@ def step(title: str, argv: list[str]) -> None:
         raise SystemExit(f"demo step failed ({title}): exit {code}")
 
 
-def summary_table(run: Path) -> str:
-    zero = EvalRecord.load(run / "zero_shot" / "metrics.json").metrics
-    tuned = EvalRecord.load(run / "metrics_test.json").metrics
+def summary_table(run: RunDir) -> str:
+    zero = EvalRecord.load(run.zero_shot.metrics_file).metrics
+    tuned = EvalRecord.load(run.test_metrics_file).metrics
     lines = ["| model (demo test split, 20 clips) | CER | 95% CI | S | D | I |", "|---|---|---|---|---|---|"]
     for name, m in (("whisper-base zero-shot", zero), ("whisper-base + LoRA (demo train split)", tuned)):
         lo, hi = m.cer_ci95 or (float("nan"), float("nan"))
@@ -58,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data, run_dir = args.out / "data", args.out / f"{Path(args.model).name}-lora"
+    data, run_dir = args.out / "data", RunDir(args.out / f"{Path(args.model).name}-lora")
 
     step(
         "1/3 prepare the demo corpus (CS-Mage layout)",
@@ -70,29 +60,29 @@ def run(args: argparse.Namespace) -> int:
         str(REPO / "configs" / "whisper-base-lora.yaml"),
         f"model={args.model}",
         f"data={data}",
-        f"output_dir={run_dir}",
+        f"output_dir={run_dir.path}",
         "zero_shot=true",
-        *FINETUNE_OVERRIDES,
+        *schedule_overrides(),
     ]
-    if not (run_dir / "metrics_test.json").is_file():
+    if not run_dir.is_finetune:
         step(
             "2/3 LoRA fine-tuning: zero-shot on test, training, best checkpoint by validation CER, test",
-            finetune + (["--resume"] if any(run_dir.glob("checkpoint-*")) else []),
+            finetune + (["--resume"] if run_dir.checkpoints() else []),
         )
     step(
         "3/3 export: merged safetensors, model card, CTranslate2",
         [
             "export",
             "--checkpoint",
-            str(run_dir / "best"),
+            str(run_dir.best_dir),
             "--out",
-            str(run_dir / "export"),
+            str(run_dir.path / "export"),
             "--merge-lora",
             "--ct2",
         ],
     )
     print("\n" + summary_table(run_dir))
-    print(f"\nexported model and card: {run_dir / 'export'}")
+    print(f"\nexported model and card: {run_dir.path / 'export'}")
     return 0
 
 

@@ -25,6 +25,7 @@ from asr.arguments import non_negative_int
 from asr.errors import ConfigError
 from asr.io import check_output_file, write_json
 from asr.metrics import ScoreResult, paired_bootstrap, read_predictions, score, write_score
+from asr.run_dir import METRICS_FILE, PER_UTTERANCE_FILE
 from asr.run_records import CorpusMetrics
 from asr.text.normalize import NormOptions
 
@@ -124,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         if args.per_utterance:
             raise ConfigError("--per-utterance applies to --predictions, not to --compare")
         return _compare(args, options)
-    metrics_path = check_output_file(args.out or args.predictions.parent / "metrics.json")
+    metrics_path = check_output_file(args.out or args.predictions.parent / METRICS_FILE)
     per_utt_path = check_output_file(
-        args.per_utterance or metrics_path.parent / "per_utterance.csv", "--per-utterance"
+        args.per_utterance or metrics_path.parent / PER_UTTERANCE_FILE, "--per-utterance"
     )
     result = score_file(args.predictions, options, args.bootstrap, args.seed)
     write_score(result, metrics_path, per_utt_path)

@@ -1,10 +1,10 @@
 """The model card (``README.md`` with Hub metadata) of an export, built from the run's records.
 
 A fine-tuning run leaves ``config.yaml``, ``train_log.jsonl``, ``training_curve.png``,
-``metrics_test.json`` and ``summary.json`` next to ``best/``. :class:`RunRecords` reads
-whichever exist; each card section says "not available" for what is missing. The metadata
-is built with huggingface_hub's ``ModelCardData``/``EvalResult``; the test CER goes into
-``model-index`` as a percentage (metric type ``cer``, name ``Test CER (%)``).
+``metrics_test.json`` and ``summary.json`` next to ``best/``. :class:`RunRecords` holds
+whichever exist (read by :class:`asr.run_dir.RunDir`); each card section says "not available"
+for what is missing. The metadata is built with huggingface_hub's ``ModelCardData``/``EvalResult``;
+the test CER goes into ``model-index`` as a percentage (metric type ``cer``, name ``Test CER (%)``).
 
 >>> records = RunRecords.load(Path("runs/whisper-base-lora"))  # doctest: +SKIP
 >>> card = build_card(CardInfo(spec=get_spec("whisper-base"), mode="merged", lora=True), records)  # doctest: +SKIP
@@ -18,13 +18,10 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 from asr import __version__
 from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
-from asr.errors import DataError
 from asr.export.card_corpus import (
     V2_PROTOCOL,
     data_limitation,
@@ -34,11 +31,11 @@ from asr.export.card_corpus import (
     training_data_section,
     uses_csmage,
 )
-from asr.io import iter_jsonl
 from asr.models.checkpoint import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
-from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, Record
+from asr.run_dir import CONFIG_FILE, CURVE_FILE, SUMMARY_FILE, TEST_METRICS_FILE, RunDir
+from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +43,7 @@ NOT_AVAILABLE = "not available"
 DATASET_ID = "CS-Mage"
 V2_TEST_SIZE = 165
 NORMALIZATION = "CS-Mage normalization"
-CURVE_FILE = "training_curve.png"
-RUN_FILES = ("config.yaml", "metrics_test.json", "summary.json")  # copied to the export's run/ folder
-R = TypeVar("R", bound=Record)
+RUN_FILES = (CONFIG_FILE, TEST_METRICS_FILE, SUMMARY_FILE)  # copied to the export's run/ folder
 
 
 # --- run records ---------------------------------------------------------------------------------
@@ -76,12 +71,9 @@ class RunRecords:
         records = cls(run_dir=run_dir)
         if run_dir is None or not run_dir.is_dir():
             return records
-        records.metrics = records._record(EvalRecord, run_dir / "metrics_test.json")
-        records.summary = records._record(FinetuneSummary, run_dir / "summary.json")
-        records.config = records._yaml(run_dir / "config.yaml")
-        records.train_log = records._jsonl(run_dir / "train_log.jsonl")
-        curve = run_dir / CURVE_FILE
-        records.curve = curve if curve.is_file() and curve.stat().st_size > 0 else None
+        run = RunDir(run_dir, skip_unreadable_for="the model card")
+        records.metrics, records.summary, records.config = run.test_metrics, run.summary, run.config
+        records.train_log, records.curve, records.problems = run.train_log, run.curve, run.problems
         records.corpus = records._corpus()
         return records
 
@@ -94,39 +86,6 @@ class RunRecords:
         data = config.get("data") if isinstance(config, dict) else None
         manifest = self.metrics.manifest if self.metrics else None
         return find_corpus(data=data, manifest=manifest)
-
-    def _problem(self, path: Path, err: Any) -> None:
-        log.warning("%s: unreadable, left out of the model card (%s)", path, err)
-        detail = str(err).removeprefix(str(path)).lstrip(":, ")  # the card never shows local paths
-        self.problems.append(f"{path.name}: unreadable ({detail})")
-
-    def _record(self, record: type[R], path: Path) -> R | None:
-        if not path.is_file():
-            return None
-        try:
-            return record.load(path)
-        except DataError as err:
-            self._problem(path, err)
-            return None
-
-    def _yaml(self, path: Path) -> dict[str, Any] | None:
-        if not path.is_file():
-            return None
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            self._problem(path, err)
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _jsonl(self, path: Path) -> list[dict[str, Any]]:
-        if not path.is_file():
-            return []
-        try:  # skip_torn: a line cut by a kill mid-write
-            return [row for _, row in iter_jsonl(path, skip_torn=True)]
-        except DataError as err:
-            self._problem(path, err)
-            return []
 
     # --- views -----------------------------------------------------------------------------------
     @property

@@ -34,6 +34,7 @@ from asr.models.checkpoint import MARKER_FILE
 from asr.models.registry import MODELS, family_class
 from asr.models.sources import models_dir, resolve
 from asr.models.spec import ModelSpec
+from asr.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,6 @@ def _read_json(path: Path) -> dict:
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "model.pt", ADAPTER_CONFIG)
-RUN_RECORDS = ("summary.json", "train_log.jsonl", "metrics_test.json")
-
-
-def _step(folder: Path) -> int:
-    try:
-        return int(folder.name.removeprefix("checkpoint-"))
-    except ValueError:
-        return -1
 
 
 def _refuse_run_folder(path: Path) -> None:
@@ -94,9 +87,9 @@ def _refuse_run_folder(path: Path) -> None:
     say which of its checkpoints to pass instead."""
     if (path / MARKER_FILE).is_file() or any((path / name).is_file() for name in WEIGHT_FILES):
         return
-    best = path / "best"
-    steps = sorted((p for p in path.glob("checkpoint-*") if p.is_dir() and _step(p) >= 0), key=_step)
-    records = any((path / name).is_file() for name in RUN_RECORDS)
+    run = RunDir(path)
+    best, steps = run.best_dir, run.checkpoints()
+    records = any(f.is_file() for f in (run.summary_file, run.train_log_file, run.test_metrics_file))
     if not (best.is_dir() or steps or records):
         return  # not a run folder either: resolve() says what is missing
     if best.is_dir():
@@ -104,7 +97,7 @@ def _refuse_run_folder(path: Path) -> None:
     if steps:
         raise ExportError(
             f"{path} is a fine-tuning run folder, not a checkpoint, and has no best/ yet (its training "
-            f"stopped at {steps[-1].name}): finish it with `asr finetune --config {path / 'config.yaml'} "
+            f"stopped at {steps[0].name}): finish it with `asr finetune --config {run.config_file} "
             f"--resume`, which writes {best}, then pass --checkpoint {best}"
         )
     raise ExportError(

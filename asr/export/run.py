@@ -27,7 +27,7 @@ from huggingface_hub import get_token
 
 from asr import hub
 from asr.errors import ASRError
-from asr.export.card import CURVE_FILE, RUN_FILES, CardInfo, RunRecords, build_card
+from asr.export.card import RUN_FILES, CardInfo, RunRecords, build_card
 from asr.export.ct2 import QUANTIZATIONS, export_ct2
 from asr.export.errors import ExportError
 from asr.export.merge import (
@@ -38,7 +38,8 @@ from asr.export.merge import (
     inspect_checkpoint,
 )
 from asr.io import check_output_dir, write_json
-from asr.runinfo import git_commit
+from asr.provenance import git_commit
+from asr.run_dir import CURVE_FILE
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from typing import Any
 from asr.errors import DataError
 from asr.io import iter_jsonl, write_text
 from asr.metrics.corpus import UTTERANCE_FIELDS, ScoreResult
+from asr.predictions import MAX_FIELD_CHARS
 from asr.run_records import EvalRecord
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,6 @@ def _canonical(path: Path, line: int, record: dict[str, Any], mapping: dict[str,
 
 # A cell of pandas' missing value: scoring it as the text "nan" would be silently wrong.
 MISSING_CELLS = frozenset({"NaN", "nan"})
-MAX_FIELD_CHARS = 1 << 26  # the csv module's default (128 KiB) refuses long but valid transcripts
 
 
 def _read_csv(path: Path, text: str, delimiter: str) -> list[tuple[int, dict[str, Any]]]:

@@ -28,10 +28,10 @@ from asr.io import write_text
 from asr.report.alignment_view import aligned, confusions, repetition_loop
 from asr.report.html_assets import CSS, JS
 from asr.report.rows import Row, eval_row
+from asr.run_dir import CONFIG_FILE, REPORT_FILE
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 COLUMNS = (("id", "id", "asc"), ("duration", "duration (s)", "desc"), ("group", "speaker / video", "asc"),
            ("cer", "CER", "desc"), ("errors", "S/D/I", "desc"))  # fmt: skip
 
@@ -157,7 +157,7 @@ def render_page(row: Row, page_dir: Path, embed_max: int = 0) -> str:
 
 
 def _manifest_from_run_config(eval_dir: Path) -> Any:
-    config = eval_dir.parent / "config.yaml"
+    config = eval_dir.parent / CONFIG_FILE
     try:
         data = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
     except (OSError, yaml.YAMLError):

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from asr.io import iter_jsonl
 from asr.report.rows import ZERO_SHOT, Row
 from asr.report.utterances import DURATION_EDGES, bucket_cer, duration_bucket
+from asr.run_dir import RunDir
 
 MAX_GROUPS = 30  # speakers/videos shown in the per-speaker plot (the most frequent)
 
@@ -109,11 +109,8 @@ def _natural(text: str) -> tuple[Any, ...]:
 
 
 def _curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    path = run_dir / "train_log.jsonl"
-    if not path.is_file():
-        return []
     points = []
-    for _, r in iter_jsonl(path, skip_torn=True):
+    for r in RunDir(run_dir).train_log:
         value = r.get(key)
         if isinstance(r.get("step"), int) and isinstance(value, (int, float)) and math.isfinite(value):
             points.append((r["step"], float(value)))

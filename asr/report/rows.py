@@ -1,4 +1,4 @@
-"""Leaderboard rows from run folders, read through :mod:`asr.run_records`.
+"""Leaderboard rows from run folders, read through :class:`asr.run_dir.RunDir`.
 
 A folder passed to ``asr report`` is one of:
 
@@ -23,9 +23,9 @@ from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
 from asr.errors import DataError
 from asr.models.registry import MODELS
 from asr.report.utterances import load_utterances
-from asr.run_records import CorpusMetrics, EvalRecord, FinetuneSummary, RunSettings
+from asr.run_dir import METRICS_FILE, STAGE_FILE, TEST_METRICS_FILE, RunDir
+from asr.run_records import CorpusMetrics, EvalRecord
 
-STAGE_FILE = "stage.json"
 SETTINGS = {"lora": "LoRA", "full": "full", "decoder": "decoder"}
 ZERO_SHOT = "zero-shot"
 
@@ -90,12 +90,18 @@ def _stage(folder: Path) -> dict[str, Any]:
 def _manifest(eval_dir: Path, record: EvalRecord, data: Any = None) -> Path | None:
     if record.manifest:
         return Path(record.manifest)
-    run_json = eval_dir / "run.json"
-    if run_json.is_file():
-        return Path(RunSettings.load(run_json).manifest)
+    settings = RunDir(eval_dir).run_settings
+    if settings is not None:
+        return Path(settings.manifest)
     if data:
         return Path(str(data)) / "manifests" / f"{record.split or 'test'}.jsonl"
     return None
+
+
+def _required(record: EvalRecord | None, path: Path) -> EvalRecord:
+    if record is None:
+        raise DataError(f"{path}: file not found")
+    return record
 
 
 def _provenance(record: Any, stage: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +115,7 @@ def _provenance(record: Any, stage: dict[str, Any]) -> dict[str, Any]:
 
 def eval_row(eval_dir: Path, setting: str | None = None, data: Any = None, **extra: Any) -> Row:
     """The row of one evaluation folder (``metrics.json``)."""
-    record = EvalRecord.load(eval_dir / "metrics.json")
+    record = _required(RunDir(eval_dir).metrics, eval_dir / METRICS_FILE)
     stage = _stage(eval_dir)
     name = record.model or eval_dir.name
     if setting is None:
@@ -132,16 +138,17 @@ def _row(model: str, setting: str, record: EvalRecord, eval_dir: Path, data: Any
 
 def finetune_rows(run_dir: Path) -> list[Row]:
     """The zero-shot row (if the run decoded its base model) and the fine-tuned row of a run."""
-    summary = FinetuneSummary.load(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else None
+    run = RunDir(run_dir)
+    summary = run.summary
     stage = _stage(run_dir)
     data = (summary.config or {}).get("data") if summary else None
     method = summary.method if summary else stage.get("method", "")
     setting = SETTINGS.get(method, method or "fine-tuned")
     rows = []
-    if (run_dir / "zero_shot" / "metrics.json").is_file():
-        rows.append(eval_row(run_dir / "zero_shot", ZERO_SHOT, data, run_dir=run_dir))
-    tuned_dir = run_dir / "test" if (run_dir / "test" / "per_utterance.csv").is_file() else run_dir
-    record = EvalRecord.load(run_dir / "metrics_test.json")
+    if run.zero_shot.is_evaluation:
+        rows.append(eval_row(run.zero_shot.path, ZERO_SHOT, data, run_dir=run_dir))
+    tuned_dir = run.test.path if run.test.per_utterance_file.is_file() else run_dir
+    record = _required(run.test_metrics, run.test_metrics_file)
     prov = _provenance(summary or record, stage)
     for row in rows:  # the zero-shot decode was part of the same command
         row.command = row.command or prov["command"]
@@ -173,13 +180,13 @@ def collect(folders: list[Path]) -> list[Row]:
 def _rows_of(folder: Path) -> list[Row]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such run folder")
-    stage = _stage(folder)
-    finished = (folder / "metrics.json").is_file() or (folder / "metrics_test.json").is_file()
+    stage, run = _stage(folder), RunDir(folder)
+    finished = run.is_evaluation or run.is_finetune
     if stage.get("status") in ("skipped", "failed") or (stage and not finished):
         return [skipped_row(folder, stage)]
-    if (folder / "metrics_test.json").is_file():
+    if run.is_finetune:
         return finetune_rows(folder)
-    if (folder / "metrics.json").is_file():
+    if run.is_evaluation:
         return [eval_row(folder)]
     rows: list[Row] = []
     for sub in sorted(
@@ -190,7 +197,7 @@ def _rows_of(folder: Path) -> list[Row]:
 
 
 def _has_results(folder: Path, depth: int = 2) -> bool:
-    markers = (STAGE_FILE, "metrics.json", "metrics_test.json")
+    markers = (STAGE_FILE, METRICS_FILE, TEST_METRICS_FILE)
     if any((folder / m).is_file() for m in markers):
         return True
     return depth > 0 and any(_has_results(p, depth - 1) for p in folder.iterdir() if p.is_dir())

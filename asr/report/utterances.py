@@ -17,6 +17,8 @@ from typing import Any
 from asr.errors import DataError
 from asr.io import iter_jsonl
 from asr.metrics.corpus import ScoreResult
+from asr.predictions import MAX_FIELD_CHARS, read_rows
+from asr.run_dir import RunDir
 from asr.run_records import CorpusMetrics
 
 _VIDEO = re.compile(r"video_(\d+)_\d+")
@@ -24,7 +26,7 @@ INT_FIELDS = ("ref_chars", "sub", "del", "ins", "errors", "ref_words", "word_err
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    csv.field_size_limit(1 << 26)
+    csv.field_size_limit(MAX_FIELD_CHARS)
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -55,11 +57,11 @@ def read_manifest_rows(manifest: Path | None) -> dict[str, dict[str, Any]]:
 def load_utterances(eval_dir: Path, manifest: Path | None = None) -> list[dict[str, Any]]:
     """One dict per utterance: the scorer's fields plus ``duration``, ``prediction_raw``,
     ``audio`` and ``group`` (speaker or video); empty when ``per_utterance.csv`` is missing."""
-    path = eval_dir / "per_utterance.csv"
+    run = RunDir(eval_dir)
+    path = run.per_utterance_file
     if not path.is_file():
         return []
-    predictions = eval_dir / "predictions.csv"
-    extra = {r["id"]: r for r in _csv_rows(predictions)} if predictions.is_file() else {}
+    extra = {r["id"]: r for r in read_rows(run.predictions_file)}
     by_id = read_manifest_rows(manifest)
     rows = []
     for row in _csv_rows(path):

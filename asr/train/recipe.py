@@ -51,15 +51,16 @@ from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.spec import DecodeOptions
 from asr.output_lock import output_lock
+from asr.provenance import provenance
+from asr.run_dir import PREDICTIONS_FILE, RunDir, checkpoint_step
 from asr.run_records import FinetuneSummary, TestComparison
-from asr.runinfo import provenance
 from asr.train.dataset import SpeechCollator, SpeechDataset
 from asr.train.faults import non_finite_tensors
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.model_setup import apply_language, configure_model, learning_rate, parameter_counts
 from asr.train.preflight import check_deepspeed, check_model_reference, check_vocabulary, device_and_precision
 from asr.train.reporting import TrainLog, TrainLogCallback, plot_training_curve, validation_cer_at
-from asr.train.run_dir import checkpoint_step, prepare_run_dir, resume_point
+from asr.train.resume import prepare_run_dir, resume_point
 from asr.train.splits import Splits, load_splits
 from asr.train.trainer import ASRTrainer, FinalStepCallback, LossModule
 from asr.train.training_args import training_arguments
@@ -105,7 +106,8 @@ class FinetuneRecipe:
         self.resume = resume
         self.callbacks = list(callbacks)
         self.out = cfg.resolved_output_dir()
-        self.best_dir = self.out / "best"
+        self.run_dir = RunDir(self.out)
+        self.best_dir = self.run_dir.best_dir
         self.staged_best = self.out / ".best.staging"  # best/ until the run has succeeded
 
     # --- setup ------------------------------------------------------------
@@ -127,7 +129,7 @@ class FinetuneRecipe:
             learning_rate=self.lr,
             language=self.asr_model.spec.language,
         )
-        self.train_log = TrainLog(self.out / "train_log.jsonl")
+        self.train_log = TrainLog(self.run_dir.train_log_file)
         if self.is_main:
             prepare_run_dir(self.out, self.resolved, self.checkpoint, self.train_log)
         self.trainer = self._build_trainer()
@@ -181,14 +183,14 @@ class FinetuneRecipe:
 
     def _trainer_callbacks(self) -> list[TrainerCallback]:
         callbacks: list[TrainerCallback] = [
-            TrainLogCallback(self.train_log, self.out / "training_curve.png"),
+            TrainLogCallback(self.train_log, self.run_dir.curve_file),
             FinalStepCallback(),
         ]
         if self.cfg.patience:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=self.cfg.patience))
         if "tensorboard" in self.cfg.report_to:
             tensorboard = TensorBoardCallback()
-            tensorboard.logging_dir = str(self.out / "tb")
+            tensorboard.logging_dir = str(self.run_dir.tensorboard_dir)
             callbacks.append(tensorboard)
         return callbacks + self.callbacks
 
@@ -279,11 +281,11 @@ class FinetuneRecipe:
         records = self.train_log.records()
         with _disk_errors(self.out):
             plot_training_curve(
-                records, self.out / "training_curve.png", title=f"{self.cfg.model} ({self.cfg.method})"
+                records, self.run_dir.curve_file, title=f"{self.cfg.model} ({self.cfg.method})"
             )
             summary = self._summary(state, records, test)
             self._promote_best()
-            summary.save(self.out / "summary.json")
+            summary.save(self.run_dir.summary_file)
         log.info("summary: %s", json.dumps(test.to_json(), ensure_ascii=False, default=str))
         return summary
 
@@ -324,14 +326,14 @@ class FinetuneRecipe:
             result = evaluate_split(
                 self.asr_model,
                 self.splits.test,
-                self.out / "test",
+                self.run_dir.test.path,
                 self._eval_settings(self.cfg.bootstrap),
                 resume=False,
                 split="test",
                 checkpoint=str(self.best_dir),
                 best_step=self.best_step,
             )
-        result.record.save(self.out / "metrics_test.json")
+        result.record.save(self.run_dir.test_metrics_file)
         return result
 
     def _test_zero_shot(self) -> EvalResult:
@@ -347,7 +349,7 @@ class FinetuneRecipe:
         return evaluate_split(
             base,
             self.splits.test,
-            self.out / "zero_shot",
+            self.run_dir.zero_shot.path,
             self._eval_settings(self.cfg.bootstrap),
             resume=self.resume,
             split="test",
@@ -420,7 +422,7 @@ def evaluate_split(
     if out.exists() and not resume:
         shutil.rmtree(out)
     return evaluate(
-        model, utts, out, settings, resume=resume and (out / "predictions.csv").exists(), **context
+        model, utts, out, settings, resume=resume and (out / PREDICTIONS_FILE).exists(), **context
     )
 
 

@@ -1,7 +1,7 @@
 """Training records: ``train_log.jsonl`` (one JSON per Trainer log record) and the training curve PNG.
 
 >>> import tempfile
->>> train_log = TrainLog(Path(tempfile.mkdtemp()) / "train_log.jsonl")
+>>> train_log = TrainLog(Path(tempfile.mkdtemp()) / "log.jsonl")
 >>> train_log.append({"step": 10, "epoch": 0.5, "loss": 2.31})
 >>> train_log.append({"step": 20, "epoch": 1.0, "eval_cer": 0.4})
 >>> validation_cer_at(train_log.records(), 20)

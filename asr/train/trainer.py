@@ -45,6 +45,7 @@ from asr.disk import free_space, write_failure
 from asr.errors import TrainingError
 from asr.inference import EvalSettings, evaluate
 from asr.models.base import ASRModel
+from asr.run_dir import RunDir
 from asr.train.dataset import EpochLengthGroupedSampler
 from asr.train.validation import (
     decode_autocast,
@@ -209,7 +210,7 @@ class ASRTrainer(Trainer):
 
     def _validate(self, prefix: str) -> dict[str, float]:
         step = self.state.global_step
-        out = Path(self.args.output_dir) / "validation" / f"step-{step}"
+        out = RunDir(self.args.output_dir).validation(step).path
         was_training = self.model.training
         self.model.eval()
         start = time.perf_counter()

@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 import torch
 
 from asr.data.manifest import Utterance
-from asr.decode_log import read_done, rewrite_in_order
 from asr.errors import ASRError, TrainingError
 from asr.inference import EvalResult, EvalSettings, score_rows
 from asr.models.base import ASRModel
+from asr.predictions import read_done, rewrite_in_order
+from asr.run_dir import PREDICTIONS_FILE
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ def merge_shards(
     """
     done: dict[str, dict[str, Any]] = {}
     for folder in shard_dirs:
-        done.update(read_done(folder / "predictions.csv"))
+        done.update(read_done(folder / PREDICTIONS_FILE))
     missing = [u.id for u in utts if u.id not in done]
     if missing:
         raise ASRError(
@@ -70,7 +71,7 @@ def merge_shards(
         )
     rows = [done[u.id] for u in utts]
     out.mkdir(parents=True, exist_ok=True)
-    rewrite_in_order(out / "predictions.csv", rows)
+    rewrite_in_order(out / PREDICTIONS_FILE, rows)
     return score_rows(model, rows, out, settings, **context)
 
 

@@ -27,6 +27,8 @@ from asr.models.sources import resolve
 from asr.report.html import write_run_reports
 from asr.report.rows import SETTINGS, ZERO_SHOT
 from asr.report.stages import Stage, run_stage
+from asr.run_dir import RunDir
+from asr.shipped_configs import CONFIG_DIR
 from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import finetune
 from asr.workflows.zero_shot import evaluate_model
@@ -34,9 +36,7 @@ from asr.workflows.zero_shot import evaluate_model
 log = logging.getLogger(__name__)
 
 DEFAULT_FINETUNE = ("whisper-small:lora", "whisper-small:decoder", "paraformer-large:lora")
-CONFIGS = (
-    Path(__file__).resolve().parents[1] / "configs"
-)  # package data; `configs/` at the top of a checkout links here
+CONFIGS = CONFIG_DIR
 
 
 @dataclass
@@ -136,7 +136,7 @@ def finetune_stage(plan: BenchmarkPlan, entry: str) -> Stage:
     def work() -> None:
         _require_weights(model)
         cfg = load_finetune_config(config, overrides)
-        if finetune(cfg, resume=any(folder.glob("checkpoint-*"))):
+        if finetune(cfg, resume=bool(RunDir(folder).checkpoints())):
             write_run_reports(folder)
 
     return run_stage(stage, work, plan.force)

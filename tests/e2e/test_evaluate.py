@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
-from asr.decode_log import COLUMNS
+from asr.predictions import COLUMNS
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """The demo's LoRA fine-tuning of the real Whisper base (CPU, about 5 minutes), pinned to the README.
 
-Same config and overrides as ``make demo`` (``recipes/demo.py``): LoRA on the decoder only, so the
+Same config and schedule as ``make demo`` (``configs/schedules/demo.yaml``): LoRA on the decoder only, so the
 frozen encoder's output is computed once per clip, which keeps this inside the CPU budget.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
+from asr.shipped_configs import schedule_overrides
 from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import finetune
-from recipes.demo import FINETUNE_OVERRIDES
 
 pytestmark = pytest.mark.real
 
@@ -39,7 +39,7 @@ def test_demo_lora_reproduces_the_readme_and_best_reevaluates_exactly(
     data = tmp_path / "data"
     assert main(["prepare", "--data-root", str(REPO / "demo" / "cs-mage-demo"), "--out", str(data)]) == 0
     out = tmp_path / "run"
-    overrides = [f"data={data}", f"output_dir={out}", "zero_shot=false", *FINETUNE_OVERRIDES]
+    overrides = [f"data={data}", f"output_dir={out}", "zero_shot=false", *schedule_overrides()]
     summary = finetune(load_finetune_config(REPO / "configs" / "whisper-base-lora.yaml", overrides))
 
     tuned = summary.test.fine_tuned["cer"]

@@ -64,7 +64,7 @@ if kind == "rename":
             return _real(src, dst, *a, **k)
         setattr(os, name, hooked)
 else:
-    import asr.decode_log as log
+    import asr.predictions as log
     real, n, calls = log.PredictionWriter.write, int(arg), []
     def write(self, rows):
         calls.append(1)
@@ -306,7 +306,7 @@ def test_a_row_torn_inside_a_multiline_prediction_is_dropped(tmp_path: Path) -> 
     """A kill can cut a row anywhere, also right after a newline the model put in its output."""
     import io
 
-    from asr.decode_log import COLUMNS, PredictionWriter, read_done
+    from asr.predictions import COLUMNS, PredictionWriter, read_done
 
     path = tmp_path / "predictions.csv"
     row = {"id": "a", "reference": "长沙", "prediction": "长沙", "prediction_raw": "长沙", "duration": 1.0}

@@ -27,7 +27,7 @@ from asr.run_records import FinetuneSummary
 from asr.train.faults import checkpoint_problem
 from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import FinetuneRecipe, finetune
-from asr.train.run_dir import resume_point
+from asr.train.resume import resume_point
 from asr.train.trainer import LossModule
 
 ADAPTER = "adapter_model.safetensors"
@@ -321,7 +321,7 @@ def test_resume_skips_a_checkpoint_cut_short_by_a_kill(
         data = (last / ADAPTER).read_bytes()
         (last / ADAPTER).write_bytes(data[: len(data) // 2])
 
-    with caplog.at_level(logging.WARNING, logger="asr.train.run_dir"):
+    with caplog.at_level(logging.WARNING, logger="asr.train.resume"):
         assert _cli(tiny_whisper, few_clips, out, "max_steps=4", resume=True) == 0
     assert f"skipping {last}" in caplog.text
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from asr import __version__
-from asr.io import write_json  # noqa: F401  (kept for callers that import it from here)
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +38,7 @@ def git_commit() -> str | None:
 
 def provenance() -> dict[str, Any]:
     """Versions and environment that produced a result."""
-    # heavy: asr.runinfo sits in the bottom layer, which must stay cheap to import
+    # heavy: asr.provenance sits in the bottom layer, which must stay cheap to import
     import torch
     import transformers
 

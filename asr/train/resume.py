@@ -1,39 +1,23 @@
-"""The run directory across restarts: the resume point (the last *complete* checkpoint), the
-resolved ``config.yaml``, the log.
+"""A fine-tuning run across restarts: the resume point (the last *complete* checkpoint), the
+incomplete checkpoints dropped, the log cut back, the resolved ``config.yaml`` written.
 
->>> checkpoint_step("runs/wb-lora/checkpoint-120")
-120
+The folder's layout is :class:`asr.run_dir.RunDir`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 
 from asr.errors import ConfigError
+from asr.run_dir import RunDir, checkpoint_step
 from asr.train.faults import checkpoint_problem
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.reporting import TrainLog
 from asr.typed_config import dump_yaml, read_yaml, to_dict
 
 log = logging.getLogger(__name__)
-
-_CHECKPOINT = re.compile(r"checkpoint-(\d+)")  # transformers' PREFIX_CHECKPOINT_DIR-<step>
-
-
-def checkpoint_step(checkpoint: str | Path) -> int:
-    """The step of a ``checkpoint-N`` directory."""
-    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
-def checkpoints(out: Path) -> list[Path]:
-    """The ``checkpoint-N`` folders in ``out``, newest (highest step) first."""
-    if not out.is_dir():
-        return []
-    found = [p for p in out.iterdir() if _CHECKPOINT.fullmatch(p.name) and p.is_dir()]
-    return sorted(found, key=checkpoint_step, reverse=True)
 
 
 def resume_point(out: Path, resume: bool) -> str | None:
@@ -43,7 +27,7 @@ def resume_point(out: Path, resume: bool) -> str | None:
     :func:`~asr.train.faults.checkpoint_problem`) is skipped with a warning: the run resumes
     from the one before it, or from the beginning when there is none.
     """
-    found = checkpoints(out)
+    found = RunDir(out).checkpoints()
     if found and not resume:
         raise ConfigError(
             f"{out} already holds checkpoints ({found[0].name}): pass --resume to continue that run, "
@@ -66,7 +50,7 @@ def resume_point(out: Path, resume: bool) -> str | None:
 def remove_incomplete_checkpoints(out: Path, checkpoint: str | None) -> None:
     """Delete the checkpoints newer than the resume point (all incomplete): the run writes them again."""
     start = checkpoint_step(checkpoint) if checkpoint else -1
-    for folder in checkpoints(out):
+    for folder in RunDir(out).checkpoints():
         if checkpoint_step(folder) > start:
             log.warning("removing the incomplete %s (the resumed run writes it again)", folder)
             shutil.rmtree(folder)
@@ -84,14 +68,13 @@ def _warn_config_changes(path: Path, resolved: FinetuneConfig) -> None:
 def prepare_run_dir(out: Path, resolved: FinetuneConfig, checkpoint: str | None, train_log: TrainLog) -> None:
     """Drop incomplete checkpoints, cut the log back to the checkpoint (or drop a log without one);
     write ``config.yaml``."""
+    config = RunDir(out).config_file
     remove_incomplete_checkpoints(out, checkpoint)
     if checkpoint:
-        _warn_config_changes(out / "config.yaml", resolved)
+        _warn_config_changes(config, resolved)
         train_log.truncate(checkpoint_step(checkpoint))
     elif train_log.path.exists():  # a run that died before its first checkpoint
         train_log.path.unlink()
     dump_yaml(
-        resolved,
-        out / "config.yaml",
-        header=f"resolved config of this run; rerun with:\nasr finetune --config {out / 'config.yaml'}",
+        resolved, config, header=f"resolved config of this run; rerun with:\nasr finetune --config {config}"
     )

@@ -1,6 +1,16 @@
-"""``predictions.csv`` as decoding writes it: row by row, durable, resumable after a kill.
+"""The toolkit's ``predictions.csv``, written and read here only.
 
-Reading arbitrary prediction files for scoring is :mod:`asr.metrics.prediction_files`.
+Decoding writes it row by row, durable and resumable after a kill (:class:`PredictionWriter`,
+:func:`read_done`), then in manifest order (:func:`rewrite_in_order`); the report reads it back
+(:func:`read_rows`). One row per utterance, the columns :data:`COLUMNS`. Scoring prediction
+files of any format, other tools' included, is :mod:`asr.metrics.prediction_files`.
+
+>>> import tempfile
+>>> path = Path(tempfile.mkdtemp()) / "p.csv"
+>>> rewrite_in_order(path, [dict(id="a", reference="好", prediction="好", prediction_raw=" 好",
+...                              duration=1.5, decode_seconds=0.1)])
+>>> read_rows(path)[0]["prediction_raw"], path.read_text(encoding="utf-8").splitlines()[1]
+(' 好', 'a,好,好, 好,1.5,0.1')
 """
 
 from __future__ import annotations
@@ -14,6 +24,16 @@ from asr.errors import DataError
 from asr.io import atomic_write
 
 COLUMNS = ["id", "reference", "prediction", "prediction_raw", "duration", "decode_seconds"]
+MAX_FIELD_CHARS = 1 << 26  # the csv module's default (128 KiB) refuses long but valid transcripts
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a finished ``predictions.csv`` as strings, in file order (empty when there is none)."""
+    if not path.is_file():
+        return []
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def read_done(path: Path) -> dict[str, dict[str, Any]]:
