@@ -1,4 +1,5 @@
-"""Shared data fixtures: synthetic audio, video clips and a tiny CS-Mage distribution."""
+"""Tier markers from the folder, and shared data fixtures: synthetic audio, video clips and a
+tiny CS-Mage distribution."""
 
 from __future__ import annotations
 
@@ -12,6 +13,26 @@ import numpy as np
 import pytest
 
 SHARED_CS_MAGE = Path(__file__).resolve().parents[1].parent / "shared" / "cs-mage"
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "e2e", "reliability", "real", "slow")  # one folder each under tests/
+BROWSER_FILES = {"test_html_report.py"}  # drive a headless chromium
+GPU_PATH_FILES = {"test_gpu_paths.py", "test_train_gpu_paths.py"}  # CPU stand-ins for the GPU-only paths
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection sees the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder under tests/), ``browser`` and ``gpu_paths``."""
+    for item in items:
+        path = Path(item.path)
+        if not path.is_relative_to(TESTS):
+            continue
+        tier = path.relative_to(TESTS).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+        if path.name in BROWSER_FILES:
+            item.add_marker("browser")
+        if path.name in GPU_PATH_FILES:
+            item.add_marker("gpu_paths")
 
 
 def _signal(seconds: float, sample_rate: int, channels: int, freq: float) -> np.ndarray:
