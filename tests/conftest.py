@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_CS_MAGE = Path(__file__).resolve().parents[1].parent / "shared" / "cs-mage"
 TESTS = Path(__file__).resolve().parent
@@ -94,6 +95,25 @@ def mux_media(
                 container.mux(picture.encode(image))
             container.mux(picture.encode(None))
     return path
+
+
+def write_kaldi(root: Path, wav_scp: str, text: str) -> Path:
+    """A Kaldi data folder ``root`` (created) with these ``wav.scp`` and ``text`` contents."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "wav.scp").write_text(wav_scp, encoding="utf-8")
+    (root / "text").write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    tiny models gain nothing from threads, and on a busy 2-core machine they run 10-40x slower
+    with two; subprocess runs get ``OMP_NUM_THREADS=1`` likewise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
