@@ -1,5 +1,5 @@
-"""Tier markers from the folder, and shared data fixtures: synthetic audio, video clips and a
-tiny CS-Mage distribution."""
+"""Tier markers from the folder, the ``one_thread`` fixture, and shared data: synthetic audio,
+video clips, Kaldi folders and a tiny CS-Mage distribution."""
 
 from __future__ import annotations
 
