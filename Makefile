@@ -23,7 +23,7 @@ RUN ?= runs/$(MODEL)-$(METHOD)
 REPO ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability lint check-bare-install demo prepare-demo whisper-base \
+.PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability test-gpu-paths lint check-bare-install demo prepare-demo whisper-base \
         evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training \
         benchmark-longform benchmark-footprint benchmark-lora-memory benchmark-scoring make-demo clean
 
@@ -51,6 +51,9 @@ test-real-size: install ## real-size replicas of all eight models, including Whi
 
 test-reliability: install ## the fault matrix: bad input, kills, full disk
 	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+test-gpu-paths: install ## the CPU stand-ins of the GPU-only paths (unit and e2e tests marked gpu_paths)
+	$(BIN)/python -m pytest tests -m gpu_paths $(PYTEST_ARGS)
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)

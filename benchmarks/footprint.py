@@ -2,8 +2,8 @@
 
     python -m benchmarks.footprint [--models whisper-small xlsr-53-zh ...] [--utterances 4]
 
-The weights are the replicas of :mod:`tests.replicas` (the publishers' layouts, configs and
-shapes with random weights), written once under ``--work``. Per model, each measurement runs
+The weights are the real-size replicas of :mod:`tests.model_factory` (the publishers' layouts,
+configs and shapes with random weights), written once under ``--work``. Per model, each measurement runs
 in its own child process, so its peak resident memory (``getrusage`` max RSS) is that model's:
 
 - ``eval``: load time, parameters, transcription of ``--utterances`` demo test clips one at a
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args)
 
     from asr.data.prepare import prepare
-    from tests.replicas import NAMES, write_replica
+    from tests.model_factory import NAMES, build
 
     unknown = [m for m in args.models if m not in NAMES]
     if unknown:
@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         target = work / "models" / name
         if not (target / ".replica-complete").is_file():
             print(f"{name}: writing the replica ...", flush=True)
-            write_replica(name, target)
+            build(name, target, size="real")
             (target / ".replica-complete").write_text("", encoding="utf-8")
         rows[name] = {}
         for phase in PHASES:

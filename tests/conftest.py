@@ -1,17 +1,39 @@
-"""Shared data fixtures: synthetic audio, video clips and a tiny CS-Mage distribution."""
+"""Tier markers from the folder, the ``one_thread`` fixture, and shared data: synthetic audio,
+video clips, Kaldi folders and a tiny CS-Mage distribution."""
 
 from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_CS_MAGE = Path(__file__).resolve().parents[1].parent / "shared" / "cs-mage"
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "e2e", "reliability", "real", "slow")  # one folder each under tests/
+BROWSER_FILES = {"test_html_report.py"}  # drive a headless chromium
+GPU_PATH_FILES = {"test_gpu_paths.py", "test_train_gpu_paths.py"}  # CPU stand-ins for the GPU-only paths
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m selection sees the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder under tests/), ``browser`` and ``gpu_paths``."""
+    for item in items:
+        path = Path(item.path)
+        if not path.is_relative_to(TESTS):
+            continue
+        tier = path.relative_to(TESTS).parts[0]
+        if tier in TIERS:
+            item.add_marker(tier)
+        if path.name in BROWSER_FILES:
+            item.add_marker("browser")
+        if path.name in GPU_PATH_FILES:
+            item.add_marker("gpu_paths")
 
 
 def _signal(seconds: float, sample_rate: int, channels: int, freq: float) -> np.ndarray:
@@ -73,6 +95,25 @@ def mux_media(
                 container.mux(picture.encode(image))
             container.mux(picture.encode(None))
     return path
+
+
+def write_kaldi(root: Path, wav_scp: str, text: str) -> Path:
+    """A Kaldi data folder ``root`` (created) with these ``wav.scp`` and ``text`` contents."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "wav.scp").write_text(wav_scp, encoding="utf-8")
+    (root / "text").write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    tiny models gain nothing from threads, and on a busy 2-core machine they run 10-40x slower
+    with two; subprocess runs get ``OMP_NUM_THREADS=1`` likewise."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
     python -m tools.gpu_check --device cpu --smoke --out DIR     # the same sections, tiny (CI)
 
 Models are replicas of the published checkpoints (real dimensions, random weights:
-``tests.replicas.write_replica``); the audio is synthetic (tones and noise, CS-Mage-like
+``tests.model_factory.build(name, size="real")``); the audio is synthetic (tones and noise, CS-Mage-like
 durations of 2-12 s: 760 training, 160 validation and 165 test clips). Sections:
 
 - ``whisper_small_lora`` / ``whisper_small_full``: one epoch over the 760 clips in bf16:
@@ -375,12 +375,12 @@ def plan_sections(
     replicas = work / "replicas"
 
     def replica(name: str) -> Path:
-        from tests.replicas import write_replica
+        from tests.model_factory import build
 
         folder = replicas / name
         if not (folder / ".complete").is_file():
             shutil.rmtree(folder, ignore_errors=True)
-            write_replica(name, folder, layers=plan.layers, seed=0)
+            build(name, folder, size="real", layers=plan.layers, seed=0)
             (folder / ".complete").write_text("", encoding="utf-8")
         return folder
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
+from asr.data.manifest import read_manifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "cs-mage-demo"
@@ -20,8 +21,18 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def few_clips(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four demo training clips as train, validation and test (an overfitting set)."""
+    utts = read_manifest(demo_data / "manifests" / "train.jsonl")[:4]
+    out = tmp_path_factory.mktemp("few-clips")
+    for split in ("train", "validation", "test"):
+        write_manifest(out / "manifests" / f"{split}.jsonl", utts)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_whisper(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    return build_tiny(tmp_path_factory.mktemp("tiny-whisper") / "model")
+    return build("whisper-tiny", tmp_path_factory.mktemp("tiny-whisper") / "model")

@@ -19,9 +19,9 @@ from asr.errors import ConfigError
 from asr.metrics import cer
 from asr.models import DecodeOptions, load_model
 from asr.models.ctc.model import CTCASR
-from tests.tiny_models.ctc import build_tiny
+from tests.model_factory import build
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "cs-mage-demo"
 # Two short demo clips (cmn-fast-high voice, 1.7 s and 1.9 s).
@@ -29,18 +29,9 @@ OVERFIT_IDS = ("video_4_26", "video_4_30")
 TEXTS = ["长沙话好恰咯！", "Hello 世界 123", "口味虾还冇剥完咧。"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models on shared, busy cores run several times faster without intra-op threads.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny(tmp_path_factory.mktemp("tiny-ctc") / "model", TEXTS)
+    return build("xlsr-53-zh", tmp_path_factory.mktemp("tiny-ctc") / "model", texts=TEXTS)
 
 
 def _waves(seconds: list[float], seed: int = 0) -> list[np.ndarray]:
@@ -84,7 +75,9 @@ def test_transcribe_random_waves(tiny_dir: Path) -> None:
 
 @pytest.mark.parametrize("norm", ["layer", "group"])
 def test_batched_equals_one_by_one(tmp_path: Path, norm: str) -> None:
-    model = load_model(str(build_tiny(tmp_path / norm, TEXTS, seed=1, feat_extract_norm=norm)), device="cpu")
+    model = load_model(
+        str(build("xlsr-53-zh", tmp_path / norm, texts=TEXTS, seed=1, feat_extract_norm=norm)), device="cpu"
+    )
     assert model.uses_padding_mask() == (norm == "layer")
     waves = [*_waves([0.7, 1.9, 1.2, 0.7], seed=3), np.zeros(100, np.float32)]
     batched = model.transcribe(waves, DecodeOptions())
@@ -150,7 +143,7 @@ def _train(model: CTCASR, waves: list[np.ndarray], texts: list[str], steps: int,
 @pytest.mark.skipif(not (DEMO / "audio_wav.zip").is_file(), reason="demo corpus not in this checkout")
 def test_full_fine_tuning_overfits_two_demo_clips(tmp_path: Path) -> None:
     waves, refs = _demo_clips()
-    model = load_model(str(build_tiny(tmp_path / "model", refs)), device="cpu")
+    model = load_model(str(build("xlsr-53-zh", tmp_path / "model", texts=refs)), device="cpu")
     cer_before = cer(refs, model.transcribe(waves, DecodeOptions()))
     model.set_trainable("full")
     encoder = model._base().wav2vec2.feature_extractor
@@ -169,7 +162,7 @@ def test_full_fine_tuning_overfits_two_demo_clips(tmp_path: Path) -> None:
 
 
 def test_lora_trains_adapters_and_head_and_round_trips(tmp_path: Path) -> None:
-    model = load_model(str(build_tiny(tmp_path / "base", TEXTS)), device="cpu")
+    model = load_model(str(build("xlsr-53-zh", tmp_path / "base", texts=TEXTS)), device="cpu")
     added = model.adapt_vocab(["长沙话啵"], extend_vocab=True)  # 啵 is new: the head grows
     assert added == {"啵": 1} and "啵" in model.vocab
     r, hidden, vocab_size = 4, model._base().config.hidden_size, len(model.vocab)
@@ -204,7 +197,7 @@ def test_hub_layout_checkpoint_without_marker(tmp_path: Path) -> None:
     """Like the XLSR-53 checkpoints on the Hub: <s>/</s> in vocab.json, preprocessor_config.json, no marker."""
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2ForCTC
 
-    tiny = load_model(str(build_tiny(tmp_path / "tiny", TEXTS)), device="cpu")
+    tiny = load_model(str(build("xlsr-53-zh", tmp_path / "tiny", texts=TEXTS)), device="cpu")
     hub = tmp_path / "hub"
     chars = [c for c in tiny.vocab if c not in ("<pad>", "<unk>", "|")]
     vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>", "|", *chars])}
@@ -235,7 +228,7 @@ def _trainable_heads(model: CTCASR) -> list[str]:
 
 
 def test_lora_trains_the_head_only_while_it_is_untrained(tiny_dir: Path, tmp_path: Path) -> None:
-    fresh = load_model(str(tiny_dir), device="cpu")  # build_tiny marks its random head untrained
+    fresh = load_model(str(tiny_dir), device="cpu")  # the tiny build marks its random head untrained
     fresh.set_trainable("lora", {"r": 2})
     assert _trainable_heads(fresh)
 

@@ -20,20 +20,11 @@ from tests.e2e.conftest import DEMO
 from tests.fake_hub import FakeHub
 from tests.unit.export.test_card import write_run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 TOKEN = "hf_SECRETtokenVALUE1234567890"
 PROMPT = [50258, 50260, 50359, 50363]  # <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
 MAX_NEW = 40
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine they lose a lot (40x here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(model, feats: torch.Tensor) -> list[list[int]]:
@@ -235,10 +226,10 @@ def test_ctc_export_loads_with_transformers(tmp_path):
     from transformers import AutoModelForCTC, pipeline
 
     from asr.models import load_model
-    from tests.tiny_models.ctc import build_tiny
+    from tests.model_factory import build
 
     texts = ["长沙的米粉", "岳麓山好高", "湘江边上散步"]
-    build_tiny(tmp_path / "base", texts)
+    build("xlsr-53-zh", tmp_path / "base", texts=texts)
     model = load_model(tmp_path / "base", device="cpu", dtype="fp32")
     model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "v_proj"]})
     with torch.no_grad():
@@ -273,10 +264,10 @@ def test_funasr_export_loads_with_funasr_automodel(tmp_path, waves):
     from asr.export.merge import check_native_weights
     from asr.models import load_model
     from asr.models.spec import DecodeOptions
-    from tests.tiny_models.funasr import build_tiny
+    from tests.model_factory import build
 
-    best = build_tiny(
-        tmp_path / "run" / "best", ["长沙的米粉", "岳麓山好高", "湘江边上散步"], kind="paraformer"
+    best = build(
+        "paraformer-large", tmp_path / "run" / "best", texts=["长沙的米粉", "岳麓山好高", "湘江边上散步"]
     )
     want = load_model(best, device="cpu").transcribe(waves, DecodeOptions())
     out = tmp_path / "export"

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
 from asr.cli import main
 from asr.data.manifest import read_manifest, write_manifest
@@ -25,29 +24,11 @@ from asr.models import load_model
 from asr.run_records import FinetuneSummary
 from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import finetune
+from tests.train_callbacks import KillAfterSave
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner they stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def few_clips(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four demo training clips as train, validation and test (an overfitting set)."""
-    utts = read_manifest(demo_data / "manifests" / "train.jsonl")[:4]
-    out = tmp_path_factory.mktemp("few-clips")
-    for split in ("train", "validation", "test"):
-        write_manifest(out / "manifests" / f"{split}.jsonl", utts)
-    return out
 
 
 def _cfg(model: Path, data: Path, out: Path, *overrides: str):
@@ -163,17 +144,6 @@ def test_short_context_decoder_training_with_cached_cross_kv(
     assert kv and q
     assert all(torch.equal(before[k], after[k]) for k in kv)
     assert not all(torch.equal(before[k], after[k]) for k in q)
-
-
-class KillAfterSave(TrainerCallback):
-    """Stands in for a killed job: interrupts the run right after the checkpoint of ``step`` is written."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_resume_after_kill_matches_uninterrupted_run(
@@ -309,13 +279,9 @@ def test_unknown_config_key_through_the_cli(tmp_path: Path, capsys: pytest.Captu
 
 
 def _build(kind: str, out: Path, texts: list[str]) -> Path:
-    if kind == "ctc":
-        from tests.tiny_models.ctc import build_tiny
+    from tests.model_factory import FUNASR_KINDS, build
 
-        return build_tiny(out, texts)
-    from tests.tiny_models.funasr import build_tiny
-
-    return build_tiny(out, texts, kind=kind)
+    return build("xlsr-53-zh" if kind == "ctc" else FUNASR_KINDS[kind], out, texts=texts)
 
 
 @pytest.mark.parametrize(
@@ -342,9 +308,10 @@ def test_other_families_train_and_save_best(kind: str, method: str, few_clips: P
 
 
 def test_all_oov_transcripts_fail_before_training(few_clips: Path, tmp_path: Path) -> None:
-    from tests.tiny_models.ctc import build_tiny
+    from tests.model_factory import build
 
-    model_dir = build_tiny(tmp_path / "latin", ["abc def"])  # a vocabulary without any Chinese character
+    # a vocabulary without any Chinese character
+    model_dir = build("xlsr-53-zh", tmp_path / "latin", texts=["abc def"])
     out = tmp_path / "run"
     with pytest.raises(DataError, match="none of the 4 training transcripts"):
         finetune(_cfg(model_dir, few_clips, out, "method=full", "max_steps=2"))

@@ -26,6 +26,7 @@ from asr.models.spec import DecodeOptions
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.skipif(importlib.util.find_spec("funasr") is None, reason="funasr extra not installed"),
 ]
 
@@ -71,15 +72,6 @@ def _synthetic_clips(n: int) -> tuple[list[np.ndarray], list[str]]:
     return waves, texts
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models on a shared 2-core machine: two intra-op threads run 10-30x slower than one
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def clips() -> tuple[list[np.ndarray], list[str]]:
     if (DEMO / "audio_wav.zip").is_file() and (DEMO / "CS-Mage_fulldata.pkl").is_file():
@@ -89,10 +81,10 @@ def clips() -> tuple[list[np.ndarray], list[str]]:
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory, clips) -> dict[str, Path]:
-    from tests.tiny_models.funasr import build_tiny
+    from tests.model_factory import FUNASR_KINDS, build
 
     root = tmp_path_factory.mktemp("funasr")
-    return {kind: build_tiny(root / kind, clips[1], seed=0, kind=kind) for kind in KINDS}
+    return {kind: build(FUNASR_KINDS[kind], root / kind, texts=clips[1], seed=0) for kind in KINDS}
 
 
 @pytest.fixture(scope="module")

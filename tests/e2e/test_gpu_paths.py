@@ -27,8 +27,9 @@ from asr.errors import ConfigError
 from asr.models import load_model
 from asr.models.checkpoint import safetensors_dtype
 from asr.models.spec import DecodeOptions
+from tests.model_factory.funasr import SPECAUG_CONF
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 TEXTS = ["长沙话好恰咯", "今天恰么子饭", "口味虾还冇剥完咧"]
 ZH = DecodeOptions(language="zh")
@@ -37,14 +38,6 @@ needs_funasr = pytest.mark.skipif(not HAS_FUNASR, reason="funasr extra not insta
 needs_ct2 = pytest.mark.skipif(
     importlib.util.find_spec("ctranslate2") is None, reason="ct2 extra not installed"
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
@@ -62,19 +55,21 @@ def _waves(seconds=(0.8, 1.3, 1.0), seed: int = 0) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def ctc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny_models.ctc import build_tiny
+    from tests.model_factory import build
 
-    return build_tiny(tmp_path_factory.mktemp("gpu-ctc") / "model", TEXTS)
+    return build("xlsr-53-zh", tmp_path_factory.mktemp("gpu-ctc") / "model", texts=TEXTS)
 
 
 @pytest.fixture(scope="module")
 def funasr_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if not HAS_FUNASR:
         pytest.skip("funasr extra not installed")
-    from tests.tiny_models.funasr import build_tiny
+    from tests.model_factory import FUNASR_KINDS, build
 
     root = tmp_path_factory.mktemp("gpu-funasr")
-    return {kind: build_tiny(root / kind, TEXTS, kind=kind) for kind in ("paraformer", "sensevoice")}
+    return {
+        kind: build(FUNASR_KINDS[kind], root / kind, texts=TEXTS) for kind in ("paraformer", "sensevoice")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -379,21 +374,7 @@ def test_ct2_missing_cuda12_libraries_is_a_clear_error(tiny_whisper: Path, monke
 # --- 6. SpecAugment from a funasr config.yaml can be turned off ---------------------------------
 
 
-SPECAUG = {
-    "specaug": "SpecAugLFR",
-    "specaug_conf": {
-        "apply_time_warp": False,
-        "time_warp_window": 5,
-        "time_warp_mode": "bicubic",
-        "apply_freq_mask": True,
-        "freq_mask_width_range": [0, 30],
-        "lfr_rate": 6,
-        "num_freq_mask": 1,
-        "apply_time_mask": True,
-        "time_mask_width_range": [0, 12],
-        "num_time_mask": 1,
-    },
-}
+SPECAUG = {"specaug": "SpecAugLFR", "specaug_conf": SPECAUG_CONF}  # as in the published configs
 
 
 @needs_funasr

@@ -1,4 +1,5 @@
-"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus and a tiny Whisper."""
+"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus, four of its clips and a
+tiny Whisper."""
 
 import subprocess
 from collections.abc import Callable, Iterator
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import demo_data, tiny_whisper  # noqa: F401  (pytest fixtures)
+from tests.e2e.conftest import demo_data, few_clips, tiny_whisper  # noqa: F401  (pytest fixtures)
 
 
 @pytest.fixture

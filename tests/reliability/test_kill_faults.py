@@ -33,7 +33,8 @@ from asr.cli import main
 from tests.e2e.conftest import DEMO, REPO
 from tests.unit.export.test_card import write_run
 
-pytestmark = pytest.mark.e2e
+# the in-process reference runs decode with one thread, as the subprocesses (OMP_NUM_THREADS=1)
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 ENV = {
     **os.environ,
@@ -86,17 +87,6 @@ runpy.run_module("asr.cli", run_name="__main__", alter_sys=True)
 
 class LeftBehind(AssertionError):
     """A temp file or staging folder survived the rerun."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The in-process reference runs decode with one thread, as the subprocesses (OMP_NUM_THREADS=1)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --- running and killing ------------------------------------------------------------------------

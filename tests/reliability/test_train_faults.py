@@ -29,27 +29,10 @@ from asr.train.finetune_config import load_finetune_config
 from asr.train.recipe import FinetuneRecipe, finetune
 from asr.train.resume import resume_point
 from asr.train.trainer import LossModule
+from tests.train_callbacks import KillAfterSave
 
 ADAPTER = "adapter_model.safetensors"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner they stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def few_clips(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four demo training clips as train, validation and test."""
-    utts = read_manifest(demo_data / "manifests" / "train.jsonl")[:4]
-    out = tmp_path_factory.mktemp("few-clips")
-    for split in ("train", "validation", "test"):
-        write_manifest(out / "manifests" / f"{split}.jsonl", utts)
-    return out
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _overrides(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -294,17 +277,6 @@ def test_nonfinite_weights_are_never_saved_as_best(
 
 
 # --- 2. a kill while a checkpoint is written ----------------------------------
-class KillAfterSave(TrainerCallback):
-    """Interrupts the run right after the checkpoint of ``step`` is written."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize("damage", ["trainer_state.json missing", "weights cut short"])
 def test_resume_skips_a_checkpoint_cut_short_by_a_kill(

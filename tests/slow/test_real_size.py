@@ -1,6 +1,6 @@
 """Each registered model, at its real size, through the library's real code paths on CPU.
 
-The replicas (:mod:`tests.replicas`) are laid out like the publishers' checkpoints, with the
+The replicas (:mod:`tests.model_factory`, ``size="real"``) are laid out like the publishers' checkpoints, with the
 real configs, tokenizers and weight formats, and random weights. For every model: load by
 registry name (``ASR_MODELS_DIR``) and by directory, ``asr evaluate`` (4 demo clips), LoRA
 fine-tuning (2 steps), full fine-tuning (1 step, where it fits in memory), ``asr export`` of
@@ -110,14 +110,14 @@ def test_real_size(
 ) -> None:
     from asr.models import load_model
     from asr.models.registry import get_spec
-    from tests.replicas import write_replica
+    from tests.model_factory import build
 
     timings: dict[str, float] = {}
     isolated = name in HUGE
     monkeypatch.setenv("ASR_MODELS_DIR", str(replicas_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a registry name must resolve to the local replica
     start = time.perf_counter()
-    replica = write_replica(name, replicas_dir / name)
+    replica = build(name, replicas_dir / name, size="real")
     timings["write_replica"] = round(time.perf_counter() - start, 1)
     family = get_spec(name).family
     test_manifest = demo_data / "manifests" / "test.jsonl"

@@ -6,7 +6,7 @@ import pytest
 from asr.data.csmage import canonical_id, read_fulldata_pkl, to_source_id, to_video_id
 from asr.data.formats import detect_format, read_corpus, resolve_format
 from asr.errors import ASRError, DataError
-from tests.conftest import CSMAGE_ROWS, build_csmage
+from tests.conftest import CSMAGE_ROWS, build_csmage, write_kaldi
 
 
 def _problems(result):
@@ -171,10 +171,7 @@ def test_kaldi_layout(tmp_path, make_wav):
 
 
 def test_kaldi_pipes_and_segments_are_refused(tmp_path):
-    root = tmp_path / "kaldi"
-    root.mkdir()
-    (root / "text").write_text("u1 好\n", encoding="utf-8")
-    (root / "wav.scp").write_text("u1 sox a.flac -t wav - |\n", encoding="utf-8")
+    root = write_kaldi(tmp_path / "kaldi", wav_scp="u1 sox a.flac -t wav - |\n", text="u1 好\n")
     with pytest.raises(DataError, match=r"wav\.scp:1: piped command for u1 is not supported"):
         read_corpus(root, tmp_path / "audio")
     (root / "wav.scp").write_text("u1 feats.ark:123\n", encoding="utf-8")

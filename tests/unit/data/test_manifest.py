@@ -45,24 +45,26 @@ def test_relative_audio_is_resolved_against_the_manifest(tmp_path):
     assert row.text_norm == "好咯"
 
 
-def test_bad_json_names_file_and_line(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(
+            '{"id": "a", "audio": "a.wav", "text": "x"}\n\n{"id": "b", \n',
+            r"m\.jsonl:3: invalid JSON",
+            id="bad_json_names_file_and_line",
+        ),
+        pytest.param(
+            '{"id": "a", "text": "x"}\n',
+            r"m\.jsonl:1: missing key\(s\) audio",
+            id="missing_keys_name_file_and_line",
+        ),
+        pytest.param("[1, 2]\n", r"m\.jsonl:1: expected a JSON object", id="non_object_line_is_an_error"),
+    ],
+)
+def test_malformed_manifest_is_refused(tmp_path, content: str, error: str):
     path = tmp_path / "m.jsonl"
-    path.write_text('{"id": "a", "audio": "a.wav", "text": "x"}\n\n{"id": "b", \n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"m\.jsonl:3: invalid JSON"):
-        read_manifest(path)
-
-
-def test_missing_keys_name_file_and_line(tmp_path):
-    path = tmp_path / "m.jsonl"
-    path.write_text('{"id": "a", "text": "x"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"m\.jsonl:1: missing key\(s\) audio"):
-        read_manifest(path)
-
-
-def test_non_object_line_is_an_error(tmp_path):
-    path = tmp_path / "m.jsonl"
-    path.write_text("[1, 2]\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"m\.jsonl:1: expected a JSON object"):
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=error):
         read_manifest(path)
 
 

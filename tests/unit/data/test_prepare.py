@@ -21,7 +21,7 @@ from asr.data.prepare import (
     prepare_videos,
 )
 from asr.errors import ConfigError, DataError
-from tests.conftest import SHARED_CS_MAGE, write_wav
+from tests.conftest import SHARED_CS_MAGE, write_kaldi, write_wav
 
 
 def _suspects(out):
@@ -144,10 +144,11 @@ def test_prepare_manifest_keeps_splits_and_kaldi_with_random(tmp_path):
     }
     assert result.report["protocol"] == "manifest"
 
-    kaldi = tmp_path / "kaldi"
-    kaldi.mkdir()
-    (kaldi / "wav.scp").write_text("".join(f"k{i} {wav}\n" for i in range(10)), encoding="utf-8")
-    (kaldi / "text").write_text("".join(f"k{i} 好咯好咯\n" for i in range(10)), encoding="utf-8")
+    kaldi = write_kaldi(
+        tmp_path / "kaldi",
+        wav_scp="".join(f"k{i} {wav}\n" for i in range(10)),
+        text="".join(f"k{i} 好咯好咯\n" for i in range(10)),
+    )
     result = prepare(kaldi, tmp_path / "out_kaldi", protocol="random", ratios="6:2:2", seed=3)
     assert {k: len(v) for k, v in result.splits.items()} == {"train": 6, "validation": 2, "test": 2}
     assert result.report["split_provenance"] == {"protocol": "random", "source": "random", "seed": 3,
@@ -155,10 +156,7 @@ def test_prepare_manifest_keeps_splits_and_kaldi_with_random(tmp_path):
 
 
 def test_prepare_with_nothing_usable_writes_reports_then_fails(tmp_path):
-    root = tmp_path / "kaldi"
-    root.mkdir()
-    (root / "wav.scp").write_text("u1 missing.wav\n", encoding="utf-8")
-    (root / "text").write_text("u1 好\n", encoding="utf-8")
+    root = write_kaldi(tmp_path / "kaldi", wav_scp="u1 missing.wav\n", text="u1 好\n")
     with pytest.raises(DataError, match=r"no usable utterances; see .*suspects\.csv"):
         prepare(root, tmp_path / "out")
     assert [s["problem"] for s in _suspects(tmp_path / "out")] == ["missing_audio"]
@@ -228,10 +226,7 @@ def test_prepare_csmage_writes_what_the_cli_writes(csmage_corpus, tmp_path):
 def test_prepare_dispatches_to_the_layout_function(tmp_path, monkeypatch):
     assert PREPARERS.keys() == set(FORMATS)
     assert PREPARERS["kaldi"] is prepare_kaldi and PREPARERS["funasr"] is prepare_funasr_jsonl
-    kaldi = tmp_path / "kaldi"
-    kaldi.mkdir()
-    (kaldi / "wav.scp").write_text("u1 a.wav\n", encoding="utf-8")
-    (kaldi / "text").write_text("u1 好咯\n", encoding="utf-8")
+    kaldi = write_kaldi(tmp_path / "kaldi", wav_scp="u1 a.wav\n", text="u1 好咯\n")
     calls = []
     monkeypatch.setitem(PREPARERS, "kaldi", lambda *args, **kwargs: calls.append((args, kwargs)))
     prepare(kaldi, tmp_path / "out", protocol="random", seed=7)
@@ -240,10 +235,11 @@ def test_prepare_dispatches_to_the_layout_function(tmp_path, monkeypatch):
 
 def test_layout_functions_on_small_corpora(tmp_path, make_video):
     wav = write_wav(tmp_path / "a.wav", 1.0)
-    kaldi = tmp_path / "kaldi"
-    kaldi.mkdir()
-    (kaldi / "wav.scp").write_text("".join(f"k{i} {wav}\n" for i in range(4)), encoding="utf-8")
-    (kaldi / "text").write_text("".join(f"k{i} 好咯好咯\n" for i in range(4)), encoding="utf-8")
+    kaldi = write_kaldi(
+        tmp_path / "kaldi",
+        wav_scp="".join(f"k{i} {wav}\n" for i in range(4)),
+        text="".join(f"k{i} 好咯好咯\n" for i in range(4)),
+    )
     result = prepare_kaldi(kaldi, tmp_path / "k", protocol="random", ratios=(2, 1, 1))
     assert result.layout == "kaldi" and result.counts == {"train": 2, "validation": 1, "test": 1, "all": 4}
     assert result.report["split_provenance"]["ratios"] == [2.0, 1.0, 1.0]

@@ -14,7 +14,7 @@ from asr.models.ctc.vocab import (
     unknown_characters,
 )
 from asr.models.sources import detect_family
-from tests.tiny_models.ctc import build_tiny
+from tests.model_factory import build
 
 
 def test_build_vocab_uses_normalized_characters() -> None:
@@ -98,7 +98,7 @@ def test_grow_lm_head_keeps_old_rows_and_starts_new_rows_at_their_mean() -> None
 def test_resize_vocab_extends_a_checkpoint_directory(tmp_path) -> None:
     from asr.models import load_model
 
-    model_dir = build_tiny(tmp_path / "tiny", ["长沙话"])
+    model_dir = build("xlsr-53-zh", tmp_path / "tiny", texts=["长沙话"])
     before = load_model(str(model_dir), device="cpu")
     old_head = before._base().lm_head.weight.detach().clone()
     assert before.unknown_characters(["长沙话好咯"]) == {"咯": 1, "好": 1}
@@ -117,7 +117,7 @@ def test_resize_vocab_extends_a_checkpoint_directory(tmp_path) -> None:
 def test_adapt_vocab_is_report_only_unless_extend_vocab(tmp_path) -> None:
     from asr.models import load_model
 
-    model = load_model(str(build_tiny(tmp_path / "tiny", ["长沙话"])), device="cpu")
+    model = load_model(str(build("xlsr-53-zh", tmp_path / "tiny", texts=["长沙话"])), device="cpu")
     size = len(model.vocab)
     assert model.adapt_vocab(["长沙话咯咯"]) == {"咯": 2}
     assert len(model.vocab) == size and model._base().lm_head.out_features == size
@@ -128,7 +128,7 @@ def test_adapt_vocab_is_report_only_unless_extend_vocab(tmp_path) -> None:
 def test_vocab_changes_after_lora_and_on_wrong_directories_are_refused(tmp_path) -> None:
     from asr.models import load_model
 
-    model_dir = build_tiny(tmp_path / "tiny", ["长沙话"])
+    model_dir = build("xlsr-53-zh", tmp_path / "tiny", texts=["长沙话"])
     model = load_model(str(model_dir), device="cpu")
     model.set_trainable("lora", {"r": 2})
     with pytest.raises(ConfigError, match="before set_trainable"):

@@ -123,9 +123,9 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
     consistency term; the saved checkpoint decodes at the same context by default."""
     from asr.models import load_model
     from asr.models.spec import DecodeOptions
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    path = build_tiny(tmp_path / "tiny")
+    path = build("whisper-tiny", tmp_path / "tiny")
     asr_model = load_model(path, device="cpu", dtype="fp32")
     assert asr_model.audio_context == "auto"  # stock: records none
     asr_model.set_audio_context("full")
@@ -177,9 +177,9 @@ def test_lora_consistency_target_is_the_original_encoder(tmp_path, monkeypatch) 
     not from the encoder being trained."""
     import asr.models.whisper.model as whisper_module
     from asr.models import load_model
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     encoder = asr_model._base().model.encoder
     feats_full = asr_model.collate(
         [np.random.default_rng(0).standard_normal(48000).astype(np.float32)], ["一"]
@@ -214,9 +214,9 @@ def test_lora_consistency_target_is_cached_per_clip(tmp_path) -> None:
     """With utterance keys the fixed teacher's 30 s states are computed once per clip (and
     equal the original encoder's, up to the cache's fp16 rounding); later steps skip that forward."""
     from asr.models import load_model
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     encoder = asr_model._base().model.encoder
     wave = np.random.default_rng(0).standard_normal(48000).astype(np.float32)
     asr_model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0})
@@ -250,9 +250,9 @@ def test_recorded_context_survives_load_and_save(tmp_path, context: str) -> None
     from asr.models import load_model
     from asr.train.finetune_config import FinetuneConfig
     from asr.train.model_setup import configure_model
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     configure_model(asr_model, FinetuneConfig(method="lora", audio_context=context))
     asr_model.save(tmp_path / "checkpoint")
     loaded = load_model(tmp_path / "checkpoint", device="cpu", dtype="fp32")
@@ -267,9 +267,9 @@ def test_short_log_mel_is_the_start_of_the_30_s_one(tmp_path) -> None:
     """Features computed for the context alone equal the first frames of Whisper's 30 s features
     (so decoding and training compute a third of them at 10 s, with the same result)."""
     from asr.models import load_model
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 4) / 16000
     waves = [

@@ -8,8 +8,7 @@ import torch
 
 from asr.errors import ConfigError
 from asr.models import load_model
-from tests.tiny_models.ctc import build_tiny as build_tiny_ctc
-from tests.tiny_models.whisper import build_tiny
+from tests.model_factory import build
 
 TEXTS = ["一二", "三四五"]
 
@@ -34,7 +33,7 @@ def _grads(asr_model) -> dict[str, torch.Tensor]:
 
 
 def test_lora_leaves_cross_attention_kv_plain_and_frozen(tmp_path) -> None:
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     asr_model.freeze_cross_attention_kv()
     asr_model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0, "scope": "decoder"})
     adapted = {n.split(".lora_A")[0] for n, _ in asr_model.module.named_parameters() if ".lora_A" in n}
@@ -47,7 +46,7 @@ def test_lora_leaves_cross_attention_kv_plain_and_frozen(tmp_path) -> None:
 
 
 def test_decoder_method_freezes_only_the_cross_kv_projections(tmp_path) -> None:
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     asr_model.freeze_cross_attention_kv()
     asr_model.set_trainable("decoder")
     frozen = {n for n, p in asr_model.module.model.decoder.named_parameters() if not p.requires_grad}
@@ -60,7 +59,7 @@ def test_decoder_method_freezes_only_the_cross_kv_projections(tmp_path) -> None:
 def test_cached_cross_kv_gives_the_plain_loss_and_gradients(tmp_path, method: str) -> None:
     """Same loss and gradients as the uncached forward (up to the cache's fp16 rounding); the
     second step reads the cache: no k/v projection and no encoder run."""
-    path = build_tiny(tmp_path / "tiny")
+    path = build("whisper-tiny", tmp_path / "tiny")
     cached = load_model(path, device="cpu", dtype="fp32")
     plain = load_model(path, device="cpu", dtype="fp32")
     lora = {"r": 4, "alpha": 8, "dropout": 0.0, "scope": "decoder"} if method == "lora" else None
@@ -102,7 +101,7 @@ def test_cached_cross_kv_gives_the_plain_loss_and_gradients(tmp_path, method: st
 def test_adapted_cross_kv_is_not_cached(tmp_path) -> None:
     """Without freeze_cross_kv, decoder-scope LoRA adapts the k/v projections: only the encoder
     output is cached (the keys/values change every step)."""
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     asr_model.set_trainable("lora", {"r": 4, "alpha": 8, "dropout": 0.0, "scope": "decoder"})
     asr_model.set_audio_context("auto")
     asr_model.module.train()
@@ -111,7 +110,7 @@ def test_adapted_cross_kv_is_not_cached(tmp_path) -> None:
 
 
 def test_other_families_refuse_it(tmp_path) -> None:
-    asr_model = load_model(build_tiny_ctc(tmp_path / "ctc", TEXTS), device="cpu", dtype="fp32")
+    asr_model = load_model(build("xlsr-53-zh", tmp_path / "ctc", texts=TEXTS), device="cpu", dtype="fp32")
     with pytest.raises(ConfigError, match="freeze_cross_kv applies to Whisper only"):
         asr_model.freeze_cross_attention_kv()
 
@@ -120,12 +119,12 @@ def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None
     from asr.train.finetune_config import FinetuneConfig
     from asr.train.model_setup import configure_model
 
-    asr_model = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     with caplog.at_level("WARNING"):
         configure_model(asr_model, FinetuneConfig(method="lora", freeze_cross_kv=True))  # scope all
     assert "nothing can be cached" in caplog.text
     caplog.clear()
-    decoder_only = load_model(build_tiny(tmp_path / "tiny"), device="cpu", dtype="fp32")
+    decoder_only = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     with caplog.at_level("WARNING"):
         configure_model(decoder_only, FinetuneConfig(method="decoder", freeze_cross_kv=True))
     assert "nothing can be cached" not in caplog.text
@@ -134,7 +133,7 @@ def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None
 def test_gradient_checkpointing_falls_back_to_the_encoder_cache(tmp_path) -> None:
     """transformers drops the cache under gradient checkpointing: the cross-attention K/V are then
     not cached (the layers would otherwise project the stand-in zeros), and the loss is the plain one."""
-    path = build_tiny(tmp_path / "tiny")
+    path = build("whisper-tiny", tmp_path / "tiny")
     models = [load_model(path, device="cpu", dtype="fp32") for _ in range(2)]
     for model in models:
         model.freeze_cross_attention_kv()

@@ -95,9 +95,9 @@ def test_proportional_split_snaps_to_spaces() -> None:
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
     from asr.models import load_model
-    from tests.tiny_models.whisper import build_tiny
+    from tests.model_factory import build
 
-    return load_model(build_tiny(tmp_path_factory.mktemp("tiny")), device="cpu", dtype="fp32")
+    return load_model(build("whisper-tiny", tmp_path_factory.mktemp("tiny")), device="cpu", dtype="fp32")
 
 
 def test_transcribe_packed_returns_one_text_per_clip_in_order(tiny_whisper, monkeypatch) -> None:

@@ -1,6 +1,7 @@
-"""The XLS-R replica: ``jonatasgrosman/wav2vec2-large-xlsr-53-chinese-zh-cn``.
+"""wav2vec2 CTC models: ``size="real"`` replicates ``jonatasgrosman/wav2vec2-large-xlsr-53-chinese-zh-cn``,
+``size="tiny"`` is its configuration with small dimensions and a character vocabulary from texts.
 
-Files as in that repository (its file listing on huggingface.co, main since the SFconvertbot
+Real files as in that repository (its file listing on huggingface.co, main since the SFconvertbot
 commit 8f88a77): ``config.json``, ``model.safetensors`` (fp32; the repository also has
 ``pytorch_model.bin`` and ``flax_model.msgpack``, not replicated), ``preprocessor_config.json``
 (158 bytes), ``vocab.json`` (44.4 kB), ``special_tokens_map.json`` (85 bytes).
@@ -24,18 +25,28 @@ serialize (as Wav2Vec2CTCTokenizer writes them) to 44,432 bytes, and the Hub sho
 content as copied in ydshieh/wav2vec2-large-xlsr-53-chinese-zh-cn-gpt (huggingface.co, the same
 158-byte file), and 158 bytes is the size the Hub lists for jonatasgrosman's file.
 ``special_tokens_map.json``: 85 bytes, content as shown on huggingface.co for this repository.
+
+Tiny: 2 layers of width 48 (2 heads, FFN 96), the real 7-layer conv stack (total stride 320: 50
+frames per second of 16 kHz audio) with 32 channels, no dropout, layerdrop or SpecAugment, and a
+character vocabulary built from ``texts``; written by ``CTCASR.save``.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tests.replicas.common import cjk_characters, reduce, write_json
+from asr.errors import ConfigError
+from asr.models.checkpoint import SAMPLE_RATE
+from asr.models.ctc.model import CTCASR, UNTRAINED_HEAD
+from asr.models.ctc.vocab import build_vocab, make_tokenizer
+from asr.models.registry import get_spec
+from tests.model_factory.common import cjk_characters, reduce, write_json
 
 XLSR_LAYERS = 24
 XLSR_VOCAB_SIZE = 3503  # not confirmed from a public copy; consistent with vocab.json's size (docstring)
@@ -91,6 +102,62 @@ def config_json(layers: int | None = None) -> dict[str, Any]:
 def vocab_json() -> dict[str, int]:
     tokens = [*_SPECIALS, *cjk_characters(XLSR_VOCAB_SIZE - len(_SPECIALS))]
     return {t: i for i, t in enumerate(tokens)}
+
+
+# the tiny model: these dimensions, no dropout; the conv geometry and CTC loss settings are the real ones
+TINY_DIMS = {
+    "hidden_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 96,
+    "conv_dim": (32,) * 7,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+}
+_TINY_KEEPS = ("conv_kernel", "conv_stride", "ctc_loss_reduction", "ctc_zero_infinity")
+_DROPOUTS = (
+    "hidden_dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "feat_proj_dropout",
+    "final_dropout",
+)
+
+
+def build_tiny(out_dir: Path, texts: list[str], *, seed: int = 0, feat_extract_norm: str = "layer") -> Path:
+    """A randomly initialised 2-layer wav2vec2 CTC model with a character vocabulary from ``texts``.
+
+    ``feat_extract_norm="group"`` builds the wav2vec2-base variant that takes no padding mask.
+    """
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    if feat_extract_norm not in ("layer", "group"):
+        raise ConfigError(f"feat_extract_norm must be 'layer' or 'group', not {feat_extract_norm!r}")
+    real = config_json()
+    torch.manual_seed(seed)
+    vocab = build_vocab(texts)
+    tokenizer = make_tokenizer(vocab)
+    layer_norm = feat_extract_norm == "layer"
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        **TINY_DIMS,
+        **{key: real[key] for key in _TINY_KEEPS},
+        **dict.fromkeys(_DROPOUTS, 0.0),
+        feat_extract_norm=feat_extract_norm,
+        do_stable_layer_norm=layer_norm,
+        layerdrop=0.0,
+        mask_time_prob=0.0,  # no SpecAugment: reproducible test runs (it draws from numpy's global RNG)
+        pad_token_id=vocab["<pad>"],
+    )
+    setattr(config, UNTRAINED_HEAD, True)
+    model = Wav2Vec2ForCTC(config)
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=layer_norm
+    )
+    processor = Wav2Vec2Processor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    spec = replace(get_spec("xlsr-53-zh"), description="tiny random wav2vec2 CTC (tests, offline demos)")
+    CTCASR(model, processor, spec, "cpu", torch.float32).save(Path(out_dir))
+    return Path(out_dir)
 
 
 def write_xlsr(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:

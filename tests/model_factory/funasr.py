@@ -1,4 +1,5 @@
-"""funasr replicas in the ModelScope layout of Paraformer-large and SenseVoiceSmall.
+"""funasr models (Paraformer-large, SenseVoiceSmall): ``size="real"`` in the ModelScope layout,
+``size="tiny"`` the same configuration with small dimensions, saved by the library.
 
 Paraformer-large (``iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch``):
 ``config.yaml``, ``configuration.json``, ``model.pt``, ``am.mvn``, ``tokens.json``, ``seg_dict``.
@@ -40,6 +41,15 @@ Placeholders (the real files are not reproduced):
   the copies in FunASR's ``runtime/triton_gpu/model_repo_sense_voice_small/feature_extractor/am.mvn``
   and ``.../model_repo_paraformer_large_online/lfr_cmvn_pe/am.mvn`` (the two are byte-identical);
   the statistics are computed from a synthetic speech-like signal, not copied.
+
+Tiny: the real feature pipeline (80 mel bins, LFR 7/6, a global ``am.mvn``) and architectures
+(SANM encoder; CIF predictor and SANM decoder for Paraformer) with two layers of width 64 and no
+dropout (the training sections dropped), written by ``FunASRModel.save``. Paraformer gets a
+character token list built from ``texts``. SenseVoice gets a sentencepiece model keeping the tag
+ids SenseVoiceSmall hard-codes, reserved pieces in the slots below them and the characters of
+``texts`` after id 25054.
+
+>>> build("sensevoice-small", Path("/tmp/tiny-sv"), texts=["今天恰么子饭啰"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -54,9 +64,23 @@ import numpy as np
 import torch
 import yaml
 
-from tests.replicas.common import cjk_characters, reduce, write_json
+from asr.errors import ConfigError
+from asr.models.checkpoint import SAMPLE_RATE
+from asr.models.funasr.checkpoint import (
+    BPE_FILE,
+    CMVN_FILE,
+    CONFIG_FILE,
+    NATIVE_WEIGHTS_FILE,
+    SEG_DICT_FILE,
+    TOKENS_FILE,
+    funasr_tables,
+    read_model_dir,
+)
+from asr.models.funasr.model import FunASRModel, build_components
+from asr.models.registry import get_spec
+from asr.text.normalize import normalize
+from tests.model_factory.common import cjk_characters, reduce, write_json
 
-SAMPLE_RATE = 16000
 PARAFORMER_VOCAB = 8404
 SENSEVOICE_VOCAB = 25055
 SENSEVOICE_BPE = "chn_jpn_yue_eng_ko_spectok.bpe.model"
@@ -285,20 +309,16 @@ def seg_dict_text(tokens: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sensevoice_sentencepiece() -> bytes:
-    """Placeholder sentencepiece model of SenseVoice's size with its tag ids (see module doc)."""
-    import sentencepiece as spm
+def _sentencepiece(text: str, vocab_size: int, pieces: list[str]) -> bytes:
+    """A char sentencepiece model whose ids 3.. are ``pieces`` (user-defined), then ``text``'s characters."""
+    import sentencepiece as spm  # a funasr dependency
 
-    filler = iter(cjk_characters(SENSEVOICE_VOCAB))
-    pieces = [
-        SENSEVOICE_TAGS[i] if i in SENSEVOICE_TAGS else next(filler) for i in range(3, SENSEVOICE_VOCAB)
-    ]
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(["ab"]),  # any text: every piece is user-defined
+        sentence_iterator=iter([text]),
         model_writer=buf,
         model_type="char",
-        vocab_size=SENSEVOICE_VOCAB,
+        vocab_size=vocab_size,
         user_defined_symbols=pieces,
         unk_id=0,  # also SenseVoice's CTC blank
         bos_id=1,
@@ -310,53 +330,69 @@ def sensevoice_sentencepiece() -> bytes:
         hard_vocab_limit=False,
         minloglevel=2,
     )
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def sensevoice_sentencepiece() -> bytes:
+    """Placeholder sentencepiece model of SenseVoice's size with its tag ids (see module doc)."""
+    import sentencepiece as spm  # a funasr dependency
+
+    filler = iter(cjk_characters(SENSEVOICE_VOCAB))
+    pieces = [
+        SENSEVOICE_TAGS[i] if i in SENSEVOICE_TAGS else next(filler) for i in range(3, SENSEVOICE_VOCAB)
+    ]
+    data = _sentencepiece("ab", SENSEVOICE_VOCAB, pieces)  # any text: every piece is user-defined
     sp = spm.SentencePieceProcessor(model_proto=data)
     if sp.get_piece_size() != SENSEVOICE_VOCAB or sp.piece_to_id("<|woitn|>") != 25017:
         raise RuntimeError(f"placeholder sentencepiece model has {sp.get_piece_size()} pieces")
     return data
 
 
+def tiny_sensevoice_sentencepiece(chars: list[str]) -> bytes:
+    """SenseVoice's tag ids, reserved pieces in the other slots below 25055, then one piece per character."""
+    pieces = [SENSEVOICE_TAGS.get(i, f"<|reserved_{i}|>") for i in range(3, SENSEVOICE_VOCAB)]
+    return _sentencepiece("".join(chars), SENSEVOICE_VOCAB + len(chars), pieces)
+
+
 def _speechlike(seconds: float = 4.0, seed: int = 0) -> np.ndarray:
+    """Harmonic 'syllables' with gliding pitch, pauses and a little noise (CMVN statistics)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None)
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None)  # ~half of the time silent
     return (0.1 * envelope * voiced + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def write_cmvn(path: Path, tables: Any, seed: int) -> None:
-    """``am.mvn``: Kaldi nnet text (``<AddShift>`` -mean, ``<Rescale>`` 1/std) of LFR fbank, 560 wide."""
-    frontend = tables.frontend_classes["WavFrontend"](**FRONTEND_CONF, dither=0.0)
+def write_cmvn(path: Path, seed: int, *, published_layout: bool = True) -> None:
+    """``am.mvn``: Kaldi nnet text (``<AddShift>`` -mean, ``<Rescale>`` 1/std) of LFR fbank, 560 wide.
+
+    ``published_layout``: the published file's line layout, trailing spaces and 7 significant
+    digits (see the module docstring); otherwise the tiny models' plain layout with 6 decimals.
+    """
+    frontend = funasr_tables().frontend_classes["WavFrontend"](**FRONTEND_CONF, dither=0.0)
     wave = torch.from_numpy(_speechlike(seed=seed))[None]
     feats, _ = frontend(wave, [wave.shape[1]])
     feats = feats[0].double()
     shift = (-feats.mean(0)).tolist()
     scale = (1.0 / feats.std(0).clamp_min(1e-3)).tolist()
     dim = len(shift)
+    number, space = ("{:.7g}", " ") if published_layout else ("{:.6f}", "")
 
     def row(values: list[float]) -> str:
-        return "<LearnRateCoef> 0 [ " + " ".join(f"{v:.7g}" for v in values) + " ]"
+        return "<LearnRateCoef> 0 [ " + " ".join(number.format(v) for v in values) + " ]"
 
-    # line layout and trailing spaces as in the published file (see the module docstring)
-    lines = ["<Nnet> ", f"<Splice> {dim} {dim}", "[ 0 ]", f"<AddShift> {dim} {dim} ", row(shift)]
-    lines += [f"<Rescale> {dim} {dim}", row(scale), "</Nnet> ", ""]
+    lines = [f"<Nnet>{space}", f"<Splice> {dim} {dim}", "[ 0 ]", f"<AddShift> {dim} {dim}{space}", row(shift)]
+    lines += [f"<Rescale> {dim} {dim}", row(scale), f"</Nnet>{space}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def _tables() -> Any:
-    from asr.models.funasr.checkpoint import funasr_tables  # quiet import of funasr's registry
-
-    return funasr_tables()
 
 
 def _build_and_save(out_dir: Path, config: dict[str, Any], tokenizer_conf: dict[str, Any], seed: int) -> None:
     """Build the model as funasr's AutoModel does and save ``model.pt`` (a plain fp32 state dict)."""
-    tables = _tables()
+    tables = funasr_tables()
     tokenizer = tables.tokenizer_classes[config["tokenizer"]](**tokenizer_conf)
-    frontend_conf = dict(config["frontend_conf"], cmvn_file=str(out_dir / "am.mvn"))
+    frontend_conf = dict(config["frontend_conf"], cmvn_file=str(out_dir / CMVN_FILE))
     frontend = tables.frontend_classes[config["frontend"]](**frontend_conf)
     token_list = getattr(tokenizer, "token_list", None)
     vocab_size = len(token_list) if token_list is not None else tokenizer.get_vocab_size()
@@ -364,7 +400,7 @@ def _build_and_save(out_dir: Path, config: dict[str, Any], tokenizer_conf: dict[
     kwargs.update(vocab_size=vocab_size, input_size=frontend.output_size())
     torch.manual_seed(seed)
     net = tables.model_classes[config["model"]](**kwargs)
-    torch.save(net.state_dict(), str(out_dir / "model.pt"))
+    torch.save(net.state_dict(), str(out_dir / NATIVE_WEIGHTS_FILE))
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -373,36 +409,36 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> None:
 
 def write_paraformer(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
     config = paraformer_config(layers)
-    _write_yaml(out_dir / "config.yaml", config)
+    _write_yaml(out_dir / CONFIG_FILE, config)
     tokens = paraformer_tokens()
-    write_json(out_dir / "tokens.json", tokens, indent=None)
-    (out_dir / "seg_dict").write_text(seg_dict_text(tokens), encoding="utf-8")
-    write_cmvn(out_dir / "am.mvn", _tables(), seed)
+    write_json(out_dir / TOKENS_FILE, tokens, indent=None)
+    (out_dir / SEG_DICT_FILE).write_text(seg_dict_text(tokens), encoding="utf-8")
+    write_cmvn(out_dir / CMVN_FILE, seed)
     write_json(
         out_dir / "configuration.json",
         configuration_json(
             "iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-pytorch",
             "",
-            {"token_list": "tokens.json", "seg_dict_file": "seg_dict"},
+            {"token_list": TOKENS_FILE, "seg_dict_file": SEG_DICT_FILE},
         ),
     )
     tok_conf = dict(
-        config["tokenizer_conf"], token_list=str(out_dir / "tokens.json"), seg_dict=str(out_dir / "seg_dict")
+        config["tokenizer_conf"], token_list=str(out_dir / TOKENS_FILE), seg_dict=str(out_dir / SEG_DICT_FILE)
     )
     _build_and_save(out_dir, config, tok_conf, seed)
     return out_dir
 
 
 def write_sensevoice(out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
-    import sentencepiece as spm
+    import sentencepiece as spm  # a funasr dependency
 
     config = sensevoice_config(layers)
-    _write_yaml(out_dir / "config.yaml", config)
+    _write_yaml(out_dir / CONFIG_FILE, config)
     model = sensevoice_sentencepiece()
     (out_dir / SENSEVOICE_BPE).write_bytes(model)
     sp = spm.SentencePieceProcessor(model_proto=model)
-    write_json(out_dir / "tokens.json", [sp.id_to_piece(i) for i in range(sp.get_piece_size())], indent=None)
-    write_cmvn(out_dir / "am.mvn", _tables(), seed)
+    write_json(out_dir / TOKENS_FILE, [sp.id_to_piece(i) for i in range(sp.get_piece_size())], indent=None)
+    write_cmvn(out_dir / CMVN_FILE, seed)
     write_json(
         out_dir / "configuration.json",
         configuration_json(
@@ -414,5 +450,64 @@ def write_sensevoice(out_dir: Path, *, layers: int | None = None, seed: int = 0)
     return out_dir
 
 
-def read_tokens(path: Path) -> list[str]:
-    return json.loads(path.read_text(encoding="utf-8"))
+# the tiny models: the real sections a model needs (in this order), with these dimensions, no dropout
+TINY_SECTIONS = {
+    "paraformer-large": ("model", "model_conf", "encoder", "encoder_conf", "decoder", "decoder_conf",
+                         "predictor", "predictor_conf", "frontend", "frontend_conf", "tokenizer", "tokenizer_conf"),
+    "sensevoice-small": ("model", "model_conf", "encoder", "encoder_conf", "frontend", "frontend_conf",
+                         "tokenizer", "tokenizer_conf"),
+}  # fmt: skip
+TINY_DIMS = {"output_size": 64, "idim": 64, "attention_heads": 2, "linear_units": 128, "tp_blocks": 1}
+TINY_LAYERS = 2
+
+
+def tiny_config(name: str) -> dict[str, Any]:
+    """The real ``config.yaml`` of ``name`` cut to the tiny model (model files named as the library does)."""
+    real = REAL_CONFIGS[name](TINY_LAYERS)
+    config: dict[str, Any] = {}
+    for section in TINY_SECTIONS[name]:
+        value = copy.deepcopy(real[section])
+        if isinstance(value, dict):
+            for key in value:
+                if key in TINY_DIMS:
+                    value[key] = TINY_DIMS[key]
+                elif key.endswith("dropout_rate"):
+                    value[key] = 0.0
+        config[section] = value
+    config["frontend_conf"] = dict(FRONTEND_CONF, dither=0.0, cmvn_file=CMVN_FILE)
+    if name == "paraformer-large":
+        config["tokenizer_conf"]["token_list"] = TOKENS_FILE
+    else:
+        config["tokenizer_conf"]["bpemodel"] = BPE_FILE
+    return config
+
+
+def characters(texts: list[str]) -> list[str]:
+    """Sorted distinct characters of the normalized ``texts``."""
+    chars = sorted({ch for t in texts for ch in normalize(t)})
+    if not chars:
+        raise ConfigError("a tiny funasr model needs texts with at least one CJK character, digit or letter")
+    return chars
+
+
+def build_tiny(name: str, out_dir: Path, texts: list[str], *, seed: int = 0) -> Path:
+    """Randomly initialised tiny ``name`` saved to ``out_dir`` by ``FunASRModel.save``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chars = characters(texts)
+    write_cmvn(out_dir / CMVN_FILE, seed, published_layout=False)
+    if name == "paraformer-large":
+        tokens = ["<blank>", "<s>", "</s>", *chars, "<unk>"]
+        (out_dir / TOKENS_FILE).write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+    else:
+        (out_dir / BPE_FILE).write_bytes(tiny_sensevoice_sentencepiece(chars))
+    _write_yaml(out_dir / CONFIG_FILE, tiny_config(name))
+    files = read_model_dir(out_dir)
+    torch.manual_seed(seed)
+    net, tokenizer, frontend = build_components(files)
+    FunASRModel(net.eval(), tokenizer, frontend, files, get_spec(name), "cpu", torch.float32).save(out_dir)
+    return out_dir
+
+
+REAL_CONFIGS = {"paraformer-large": paraformer_config, "sensevoice-small": sensevoice_config}
+KINDS = {"paraformer": "paraformer-large", "sensevoice": "sensevoice-small"}  # FunASRModel kind -> name

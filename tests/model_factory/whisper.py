@@ -1,6 +1,7 @@
-"""Whisper replicas in the layout of the Hub's ``openai/whisper-*`` repositories.
+"""Whisper models: ``size="real"`` in the layout of the Hub's ``openai/whisper-*`` repositories,
+``size="tiny"`` the same configuration with small dimensions, saved by the library.
 
-Files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
+Real files: ``config.json``, ``generation_config.json``, ``model.safetensors``,
 ``preprocessor_config.json`` and the tokenizer files (``tokenizer.json``, ``vocab.json``,
 ``merges.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``,
 ``normalizer.json``). The tokenizer and the generation config are the library's offline builds
@@ -12,6 +13,9 @@ Weights: random, the real shapes; fp32 for tiny/base/small and fp16 for large-v3
 large-v3-turbo, as their ``model.safetensors`` on the Hub. large-v3 also ships
 ``model.fp32-0000{1,2}-of-00002.safetensors`` (and pytorch/flax copies): not replicated, since
 transformers loads ``model.safetensors`` first.
+
+Tiny: 2 layers of width 64 (2 heads, FFN 128) with the model's vocabulary, mel bins, positions and
+special-token ids, the real multilingual tokenizer, random weights, written by ``WhisperASR.save``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from tests.replicas.common import reduce, write_json
+from asr.models.registry import get_spec
+from asr.models.whisper.assets import (
+    _asset,
+    timestamp_tokens,
+    vocab_layout,
+    whisper_generation_config,
+    whisper_processor,
+)
+from asr.models.whisper.model import WhisperASR
+from tests.model_factory.common import reduce, write_json
 
 
 @dataclass(frozen=True)
@@ -155,15 +168,53 @@ def alignment_heads(name: str, decoder_layers: int) -> list[list[int]]:
     return [[int(layer), int(head)] for layer, head in np.argwhere(mask) if layer < decoder_layers]
 
 
-def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+def _processor(name: str) -> Any:
+    """The offline ``WhisperProcessor`` of ``name``'s vocabulary and mel bins."""
+    d = WHISPER[name]
+    multilingual, num_languages = vocab_layout(d.vocab_size)
+    return whisper_processor(
+        num_mel_bins=d.num_mel_bins, multilingual=multilingual, num_languages=num_languages
+    )
+
+
+# the tiny model: these dimensions, the rest of config.json's values as WhisperConfig's defaults
+TINY_DIMS = {
+    "d_model": 64,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 128,
+    "decoder_ffn_dim": 128,
+}
+_TINY_KEEPS = (  # taken from the real config.json
+    "vocab_size",
+    "num_mel_bins",
+    "max_source_positions",
+    "max_target_positions",
+    "decoder_start_token_id",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+)
+
+
+def build_tiny(name: str, out_dir: Path, *, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer ``name`` with the real tokenizer, saved by ``WhisperASR.save``."""
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from asr.models.whisper.assets import (
-        _asset,
-        vocab_layout,
-        whisper_generation_config,
-        whisper_processor,
-    )
+    real = config_json(name)
+    torch.manual_seed(seed)
+    processor = _processor(name)
+    config = WhisperConfig(**{key: real[key] for key in _TINY_KEEPS}, **TINY_DIMS)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = whisper_generation_config(config)
+    WhisperASR(model, processor, get_spec(name), "cpu", torch.float32).save(out_dir)
+    return out_dir
+
+
+def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: int = 0) -> Path:
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
 
     d = WHISPER[name]
     config_data = config_json(name, layers)
@@ -179,10 +230,7 @@ def write_whisper(name: str, out_dir: Path, *, layers: int | None = None, seed: 
         shutil.move(str(Path(tmp) / "model.safetensors"), out_dir / "model.safetensors")
     del model
 
-    multilingual, num_languages = vocab_layout(d.vocab_size)
-    processor = whisper_processor(
-        num_mel_bins=d.num_mel_bins, multilingual=multilingual, num_languages=num_languages
-    )
+    processor = _processor(name)
     _write_tokenizer_files(processor, out_dir)
     shutil.copyfile(_asset("../normalizers/english.json"), out_dir / "normalizer.json")
     # reduced layers may leave none of OpenAI's heads: then the library's default (upper half)
@@ -214,8 +262,6 @@ def _write_tokenizer_files(processor: Any, out_dir: Path) -> None:
     (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     added = dict(sorted(tok.get_added_vocab().items(), key=lambda kv: kv[1]))
     write_json(out_dir / "added_tokens.json", added)
-    from asr.models.whisper.assets import timestamp_tokens
-
     timestamps = set(timestamp_tokens())
     specials = [t for t in added if t not in timestamps]
     write_json(
