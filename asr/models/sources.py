@@ -92,6 +92,7 @@ def _download_hf(repo_id: str) -> Path:
                     "*.model",
                     "*.yaml",
                     "*.tiktoken",
+                    "*.jinja",  # chat templates (speech-LLM processors)
                     "*.mvn",
                     "*.pt",
                     "*.bin",
