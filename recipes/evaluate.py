@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
     parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
+    parser.add_argument(
+        "--context",
+        default=None,
+        metavar="TEXT|FILE",
+        help="context/hot words for models that take them (Qwen3-ASR)",
+    )
     parser.add_argument("--max-tokens-per-second", type=float, default=DecodeOptions.max_tokens_per_second)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CER CI")
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
@@ -76,7 +82,15 @@ def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int)
         audio_context=args.audio_context,
         packing=args.packing,
         packing_gap_s=args.packing_gap,
+        context=read_context(args.context),
     )
+
+
+def read_context(value: str | None) -> str | None:
+    """``--context``: the text itself, or the contents of a file of that name."""
+    if value and Path(value).is_file():
+        return Path(value).read_text(encoding="utf-8").strip()
+    return value or None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -68,7 +68,12 @@ class DecodeOptions:
     # Whisper checkpoints at 30 s only: pack short clips into 30 s windows (opt-in; see whisper_packing)
     packing: bool = False
     packing_gap_s: float = 1.0
-    audio_context: str | None = None  # Whisper: full | auto | seconds; None: the checkpoint's own (see whisper_context)
+    audio_context: str | None = (
+        None  # Whisper: full | auto | seconds; None: the checkpoint's own (see whisper_context)
+    )
+    context: str | None = (
+        None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

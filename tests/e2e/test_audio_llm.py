@@ -60,7 +60,10 @@ def _evaluate(model: Path, manifest: Path, out: Path, *extra: str) -> list[dict[
 @pytest.mark.parametrize("kind", ["qwen3_asr", "glmasr"])
 def test_evaluate(kind: str, demo_data: Path, tmp_path: Path) -> None:
     model = build_tiny(tmp_path / "model", _texts(demo_data), kind=kind)
-    rows = _evaluate(model, demo_data / "manifests" / "test.jsonl", tmp_path / "run", "--limit", "4")
+    context = tmp_path / "context.txt"
+    context.write_text("长沙话：岳麓山，橘子洲，坡子街\n", encoding="utf-8")
+    manifest = demo_data / "manifests" / "test.jsonl"
+    rows = _evaluate(model, manifest, tmp_path / "run", "--limit", "4", "--context", str(context))
     assert len(rows) == 4 and all(r["prediction"] for r in rows)
     assert not any("<asr_text>" in r["prediction"] for r in rows)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
@@ -68,6 +71,10 @@ def test_evaluate(kind: str, demo_data: Path, tmp_path: Path) -> None:
     decoding = metrics["decoding"]
     assert decoding["guard"] is True and decoding["model_type"] == kind
     assert decoding.get("forced_language") == ("Chinese" if kind == "qwen3_asr" else None)
+    # Qwen3-ASR takes the context as its system prompt; GLM-ASR takes none
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["decoding"]["context"]
+    assert recorded == ("长沙话：岳麓山，橘子洲，坡子街" if kind == "qwen3_asr" else None)
+    assert decoding["context"] == recorded
 
 
 # The plain process: transformers and numpy only, as a user of the export would write it.

@@ -120,10 +120,15 @@ class AudioLLMASR(ASRModel):
         return ["- LLM decoders can loop or run on past the speech; feed single utterances."]
 
     # --- inference ------------------------------------------------------
-    def inputs(self, waves: list[np.ndarray], language: str | None) -> dict[str, torch.Tensor]:
-        """Processor output for the generation prompts: token ids (left-padded) and log-mel features."""
+    def inputs(
+        self, waves: list[np.ndarray], language: str | None, context: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Processor output for the generation prompts: token ids (left-padded) and log-mel features.
+
+        ``context``: the decoding's context prompt, else the model's default (:attr:`context`).
+        """
         waves = [np.asarray(w, dtype=np.float32) for w in waves]
-        text = prompts.prompts(self.model_type, self.processor, waves, language, self.context)
+        text = prompts.prompts(self.model_type, self.processor, waves, language, context or self.context)
         batch = self.processor(text=text, audio=waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         batch.pop("num_audio_tokens", None)
         return dict(batch)
@@ -151,7 +156,7 @@ class AudioLLMASR(ASRModel):
     ) -> list[str]:
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         eos, stop = self.stop_ids()
-        batch = self._to_device(self.inputs(waves, options.language))
+        batch = self._to_device(self.inputs(waves, options.language, options.context))
         max_new = self._base().generation_config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
         processors = LogitsProcessorList()
         if options.guard:
@@ -181,9 +186,10 @@ class AudioLLMASR(ASRModel):
 
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         settings = options.as_dict()
-        settings.update(backend="torch", model_type=self.model_type, context=self.context)
-        if self.model_type == prompts.QWEN3_ASR:
+        settings.update(backend="torch", model_type=self.model_type, context=None)
+        if self.model_type == prompts.QWEN3_ASR:  # GLM-ASR takes neither
             settings["forced_language"] = prompts.language_name(options.language)
+            settings["context"] = options.context or self.context
         return settings
 
     # --- training -------------------------------------------------------

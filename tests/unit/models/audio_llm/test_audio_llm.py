@@ -76,7 +76,9 @@ def test_qwen3_prompt_forces_the_language_and_carries_the_context(qwen_dir: Path
     assert prompt.endswith("<|audio_end|><|im_end|>\n<|im_start|>assistant\nlanguage Chinese<asr_text>")
     assert _prompt(model, "yue").endswith("assistant\nlanguage Cantonese<asr_text>")
     assert _prompt(model, None).endswith("<|im_start|>assistant\n")  # the model names the language
-    model.context = "长沙话：岳麓山，橘子洲"
+    ids = model.inputs(_waves([1.0]), "zh", context="坡子街")["input_ids"][0]
+    assert model.processor.tokenizer.decode(ids).startswith("<|im_start|>system\n坡子街<|im_end|>\n")
+    model.context = "长沙话：岳麓山，橘子洲"  # a default (registry options) when the decoding gives none
     assert _prompt(model).startswith("<|im_start|>system\n长沙话：岳麓山，橘子洲<|im_end|>\n")
     settings = model.decoding_settings(DecodeOptions())
     assert settings["context"] == "长沙话：岳麓山，橘子洲" and settings["forced_language"] == "Chinese"
