@@ -219,7 +219,7 @@ class AudioLLMASR(ASRModel):
         the transcript and the end token (prompt, audio and padding are -100)."""
         batch = self.inputs(waves, self.spec.language)
         tok = self.processor.tokenizer
-        end = tok.convert_tokens_to_ids(prompts.end_token(self.model_type, tok))
+        end = self.stop_ids()[1]  # Qwen3-ASR: <|im_end|>; GLM-ASR: its first end-of-sequence token
         rows, label_rows = [], []
         for ids, mask, text in zip(batch["input_ids"], batch["attention_mask"], texts, strict=True):
             prompt = ids[mask.bool()].tolist()

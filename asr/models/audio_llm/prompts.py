@@ -1,4 +1,4 @@
-"""What differs between the speech-LLMs of the family: the prompt, the end-of-turn token, the markers.
+"""What differs between the speech-LLMs of the family: the prompt and the markers around the transcript.
 
 Each transformers processor of these models renders its own chat template
 (``apply_transcription_request``); this module picks the arguments each model takes and cleans
@@ -53,11 +53,6 @@ def prompts(
             audio=waves, language=language_name(language), prompt=context or None, tokenize=False
         )
     return processor.apply_transcription_request(audio=waves, tokenize=False)
-
-
-def end_token(model_type: str, tokenizer: Any) -> str:
-    """The token that closes the assistant turn (the training target ends with it)."""
-    return "<|im_end|>" if model_type == QWEN3_ASR else tokenizer.eos_token
 
 
 def clean_text(model_type: str, text: str) -> str:
