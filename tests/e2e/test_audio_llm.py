@@ -15,35 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from asr.cli import main
 from asr.data.audio import load_audio
-from asr.data.manifest import read_manifest, write_manifest
+from asr.data.manifest import read_manifest
 from asr.models import load_model
+from tests.e2e import test_finetune
 from tests.tiny_models.audio_llm import build_tiny
 
 pytestmark = pytest.mark.e2e
 
+# the fine-tuning tests' fixtures: four demo clips as every split; one intra-op thread (autouse)
+few_clips = test_finetune.few_clips
+one_thread = test_finetune.one_thread
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def few_clips(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four demo training clips as train, validation and test."""
-    utts = read_manifest(demo_data / "manifests" / "train.jsonl")[:4]
-    out = tmp_path_factory.mktemp("few-clips")
-    for split in ("train", "validation", "test"):
-        write_manifest(out / "manifests" / f"{split}.jsonl", utts)
-    return out
 
 
 def _texts(data: Path) -> list[str]:
@@ -101,24 +87,17 @@ print(json.dumps(texts))
 def test_lora_finetune_export_and_plain_transformers(few_clips: Path, tmp_path: Path) -> None:
     model = build_tiny(tmp_path / "model", _texts(few_clips), kind="qwen3_asr")
     run = tmp_path / "run"
+    # short, quiet and fast: 2 LoRA steps at batch 2, validation on 2 clips, no zero-shot or bootstrap
+    settings = (
+        "max_steps=2 eval_steps=2 save_steps=2 batch_size=2 eval_batch_size=2 grad_accum=1 eval_limit=2"
+    )
+    quiet = "num_workers=0 bootstrap=0 zero_shot=false warmup_ratio=0 logging_steps=1 patience=null lora.r=4"
     overrides = [
         f"model={model}",
         f"data={few_clips}",
         f"output_dir={run}",
-        "max_steps=2",
-        "eval_steps=2",
-        "save_steps=2",
-        "batch_size=2",
-        "eval_batch_size=2",
-        "grad_accum=1",
-        "eval_limit=2",
-        "num_workers=0",
-        "bootstrap=0",
-        "zero_shot=false",
-        "warmup_ratio=0",
-        "logging_steps=1",
-        "patience=null",
-        "lora.r=4",
+        *settings.split(),
+        *quiet.split(),
     ]
     config = REPO / "asr" / "configs" / "qwen3-asr-0.6b-lora.yaml"
     assert main(["finetune", "--config", str(config), *overrides]) == 0

@@ -62,6 +62,17 @@ GLM_SPECIAL = [
     "<|end_of_audio|>",
     "<|pad|>",
 ]
+# Both LLMs (Qwen3, Llama/GLM) at 2 layers, grouped-query attention kept (2 heads, 1 key/value head)
+LLM_DIMS = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": False,
+}
 REGISTRY_NAME = {"qwen3_asr": "qwen3-asr-0.6b", "glmasr": "glm-asr-nano"}
 
 
@@ -114,18 +125,7 @@ def _qwen3_asr(texts: list[str]):
             "output_dim": 32,
             "downsample_hidden_size": 8,
         },
-        text_config={
-            "model_type": "qwen3",
-            "vocab_size": len(tok),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
-            "tie_word_embeddings": False,
-        },
+        text_config={"model_type": "qwen3", "vocab_size": len(tok), **LLM_DIMS},
         audio_token_id=ids("<|audio_pad|>"),
         timestamp_token_id=ids("<|endoftext|>"),  # the forced aligner's token; unused by ASR
         pad_token_id=ids("<|im_end|>"),
@@ -171,16 +171,9 @@ def _glm_asr(texts: list[str]):
         text_config={
             "model_type": "llama",
             "vocab_size": len(tok),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "head_dim": 16,
-            "max_position_embeddings": 4096,
             "eos_token_id": eos,
             "pad_token_id": ids("<|endoftext|>"),
-            "tie_word_embeddings": False,
+            **LLM_DIMS,
         },
         audio_token_id=ids("<|pad|>"),
         tie_word_embeddings=False,
