@@ -59,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=int, default=None, help="only the first N utterances")
     parser.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: registry value)")
-    parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
+    parser.add_argument(
+        "--language",
+        default=None,
+        help="language code, e.g. zh or yue (Whisper token, Qwen3-ASR forced language)",
+    )
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
     parser.add_argument(
         "--context",
