@@ -18,8 +18,9 @@ import pytest
 
 from asr.cli import main
 from asr.data.audio import load_audio
-from asr.data.manifest import read_manifest
+from asr.data.manifest import read_manifest, write_manifest
 from asr.models import load_model
+from asr.models.audio_llm.model import AudioLLMASR
 from tests.e2e import test_finetune
 from tests.tiny_models.audio_llm import build_tiny
 
@@ -61,6 +62,29 @@ def test_evaluate(kind: str, demo_data: Path, tmp_path: Path) -> None:
     recorded = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["decoding"]["context"]
     assert recorded == ("长沙话：岳麓山，橘子洲，坡子街" if kind == "qwen3_asr" else None)
     assert decoding["context"] == recorded
+
+
+def test_per_utterance_context(demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``context`` manifest field decodes that utterance as ``--context`` would; the others keep ``--context``."""
+    model = build_tiny(tmp_path / "model", _texts(demo_data), kind="qwen3_asr")
+    utts = read_manifest(demo_data / "manifests" / "test.jsonl")[:3]
+    utts[1].extra["context"] = "岳麓山，橘子洲"
+    write_manifest(tmp_path / "mixed.jsonl", utts)
+    seen: list[tuple[int, str | None]] = []
+    transcribe = AudioLLMASR.transcribe
+
+    def spy(self, waves, options, durations=None):
+        seen.append((len(waves), options.context))
+        return transcribe(self, waves, options, durations)
+
+    monkeypatch.setattr(AudioLLMASR, "transcribe", spy)
+    mixed = _evaluate(
+        model, tmp_path / "mixed.jsonl", tmp_path / "mixed", "--batch-size", "3", "--context", "坡子街"
+    )
+    assert sorted(seen) == [(1, "岳麓山，橘子洲"), (2, "坡子街")]
+    write_manifest(tmp_path / "one.jsonl", utts[1:2])
+    alone = _evaluate(model, tmp_path / "one.jsonl", tmp_path / "one", "--context", "岳麓山，橘子洲")
+    assert [r["prediction_raw"] for r in mixed if r["id"] == utts[1].id] == [alone[0]["prediction_raw"]]
 
 
 # The plain process: transformers and numpy only, as a user of the export would write it.
