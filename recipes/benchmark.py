@@ -1,4 +1,4 @@
-"""``asr benchmark``: zero-shot for all eight models, the configured fine-tunes, the leaderboard.
+"""``asr benchmark``: zero-shot for every registered model, the configured fine-tunes, the leaderboard.
 
     asr benchmark --data runs/cs-mage --out runs/benchmark
     asr benchmark --data runs/demo/data --out runs/benchmark-demo --finetune whisper-base:lora --demo-schedule
