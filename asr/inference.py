@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,29 @@ def _prefetch(batches: list[list[Utterance]]) -> Iterator[tuple[list[Utterance],
             yield batch, waves
 
 
+def transcribe_batch(
+    model: ASRModel,
+    batch: Sequence[Utterance],
+    waves: list[np.ndarray],
+    options: DecodeOptions,
+    durations: list[float],
+) -> list[str]:
+    """``model.transcribe``; utterances with a ``context`` manifest field are decoded with it (in
+    groups of one context) instead of ``options.context`` (models without a context prompt ignore it)."""
+    contexts = [u.extra.get("context") or options.context for u in batch]
+    raw = [""] * len(batch)
+    for context in dict.fromkeys(contexts):
+        rows = [i for i, c in enumerate(contexts) if c == context]
+        texts = model.transcribe(
+            [waves[i] for i in rows],
+            replace(options, context=context),
+            durations=[durations[i] for i in rows],
+        )
+        for i, text in zip(rows, texts, strict=True):
+            raw[i] = text
+    return raw
+
+
 def transcribe_manifest(
     model: ASRModel, utts: Sequence[Utterance], out_dir: Path, settings: EvalSettings, resume: bool = False
 ) -> list[dict[str, Any]]:
@@ -92,7 +115,7 @@ def transcribe_manifest(
         for batch, waves in _prefetch(batches):
             durations = [len(w) / 16000 for w in waves]
             start = time.perf_counter()
-            raw = model.transcribe(waves, settings.decode, durations=durations)
+            raw = transcribe_batch(model, batch, waves, settings.decode, durations)
             elapsed = time.perf_counter() - start
             total = sum(durations) or 1.0
             rows = [

@@ -1,4 +1,4 @@
-"""``asr benchmark``: zero-shot for all eight models, the configured fine-tunes, the leaderboard.
+"""``asr benchmark``: zero-shot for every registered model, the configured fine-tunes, the leaderboard.
 
     asr benchmark --data runs/cs-mage --out runs/benchmark
     asr benchmark --data runs/demo/data --out runs/benchmark-demo --finetune whisper-base:lora --demo-schedule
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="a prepared corpus (asr prepare --out)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
     parser.add_argument(
-        "--models", nargs="*", default=list(MODELS), help="zero-shot models (default: all eight)"
+        "--models", nargs="*", default=list(MODELS), help="zero-shot models (default: all registered)"
     )
     parser.add_argument(
         "--finetune", nargs="*", default=list(DEFAULT_FINETUNE), metavar="MODEL:METHOD",

@@ -67,8 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--beam-size", type=positive_int, default=None, help="1 = greedy (default: registry value)"
     )
-    parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
+    parser.add_argument(
+        "--language",
+        default=None,
+        help="language code, e.g. zh or yue (Whisper token, Qwen3-ASR forced language)",
+    )
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
+    parser.add_argument(
+        "--context",
+        default=None,
+        metavar="TEXT|FILE",
+        help="context/hot words for models that take them (Qwen3-ASR)",
+    )
     parser.add_argument(
         "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
     )
@@ -88,7 +98,15 @@ def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int)
         audio_context=args.audio_context,
         packing=args.packing,
         packing_gap_s=args.packing_gap,
+        context=read_context(args.context),
     )
+
+
+def read_context(value: str | None) -> str | None:
+    """``--context``: the text itself, or the contents of a file of that name."""
+    if value and Path(value).is_file():
+        return Path(value).read_text(encoding="utf-8").strip()
+    return value or None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument(
-        "--models", nargs="+", default=list(MODELS), help="names or dirs (default: all eight)"
+        "--models", nargs="+", default=list(MODELS), help="names or dirs (default: all registered)"
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--limit", type=positive_int, default=None)

@@ -42,7 +42,18 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Files an export may hold. Anything else (pickles above all) is refused; a top-level model.pt
 # (funasr's weights) must be a tensors-only state dict, checked with torch.load(weights_only=True).
-SAFE_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".tiktoken", ".mvn", ".yaml", ".png", ".md")
+SAFE_SUFFIXES = (
+    ".json",
+    ".safetensors",
+    ".txt",
+    ".model",
+    ".tiktoken",
+    ".mvn",
+    ".yaml",
+    ".png",
+    ".md",
+    ".jinja",
+)
 SAFE_NAMES = ("seg_dict",)
 
 

@@ -22,6 +22,7 @@ FAMILIES: dict[str, str] = {
     "whisper": "asr.models.whisper.model:WhisperASR",
     "ctc": "asr.models.ctc.model:CTCASR",
     "funasr": "asr.models.funasr.model:FunASRModel",
+    "audio_llm": "asr.models.audio_llm.model:AudioLLMASR",
 }
 
 # LoRA target modules, the one definition (families default to these for unregistered models).
@@ -29,10 +30,13 @@ FAMILIES: dict[str, str] = {
 ATTENTION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 # funasr SANM attention linears: self-attention (encoders) and cross-attention (Paraformer decoder)
 SANM_LORA_TARGETS = ("linear_q_k_v", "linear_out", "linear_q", "linear_k_v")
+# LLM attention and MLP projections (Qwen3, Llama/GLM decoders of the speech-LLMs)
+LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # Licences as the Hub states them. Whisper: apache-2.0 on the Hub's openai/whisper-* checkpoints
 # (OpenAI's original code and weights release is MIT).
 APACHE_2 = License("apache-2.0")
+MIT = License("mit")  # GLM-ASR-Nano-2512's Hub metadata
 FUNASR_LICENSE = License(
     "other", "funasr-model-license", "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE"
 )
@@ -65,6 +69,20 @@ def _funasr(name: str, hub_id: str | None, modelscope_id: str, desc: str, **extr
         description=desc,
         license=FUNASR_LICENSE,
         **extra,
+    )
+
+
+def _audio_llm(name: str, hub_id: str, eval_bs: int, train_bs: int, desc: str, license: License) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family="audio_llm",
+        hub_id=hub_id,
+        lora_targets=LLM_LORA_TARGETS,
+        eval_batch_size=eval_bs,
+        train_batch_size=train_bs,
+        learning_rate={"lora": 2e-4, "full": 1e-5, "decoder": 1e-5},
+        description=desc,
+        license=license,
     )
 
 
@@ -106,6 +124,30 @@ MODELS: dict[str, ModelSpec] = {
             "iic/SenseVoiceSmall",
             "SenseVoice small, multilingual ASR with emotion/event tags (funasr)",
             language="zh",
+        ),
+        _audio_llm(
+            "qwen3-asr-0.6b",
+            "Qwen/Qwen3-ASR-0.6B-hf",
+            8,
+            4,
+            "Qwen3-ASR 0.6B: audio encoder + Qwen3 LLM, 30 languages and 22 Chinese dialects",
+            APACHE_2,
+        ),
+        _audio_llm(
+            "qwen3-asr-1.7b",
+            "Qwen/Qwen3-ASR-1.7B-hf",
+            4,
+            2,
+            "Qwen3-ASR 1.7B: audio encoder + Qwen3 LLM, 30 languages and 22 Chinese dialects",
+            APACHE_2,
+        ),
+        _audio_llm(
+            "glm-asr-nano",
+            "zai-org/GLM-ASR-Nano-2512",
+            4,
+            2,
+            "GLM-ASR-Nano-2512 (1.5B): Whisper-style encoder + GLM (Llama) LLM, Mandarin, Cantonese, dialects",
+            MIT,
         ),
     )
 }

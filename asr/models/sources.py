@@ -22,6 +22,7 @@ from asr.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
+_AUDIO_LLM_TYPES = {"qwen3_asr", "glmasr"}
 _CTC_TYPES = {"wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "unispeech-sat"}
 
 
@@ -43,6 +44,8 @@ def detect_family(path: Path) -> tuple[str, str | None]:
             return "whisper", None
         if model_type in _CTC_TYPES:
             return "ctc", None
+        if model_type in _AUDIO_LLM_TYPES:
+            return "audio_llm", None
     if (path / "config.yaml").is_file():
         return "funasr", None
     if (path / "adapter_config.json").is_file():
@@ -89,6 +92,7 @@ def _download_hf(repo_id: str) -> Path:
                     "*.model",
                     "*.yaml",
                     "*.tiktoken",
+                    "*.jinja",  # chat templates (speech-LLM processors)
                     "*.mvn",
                     "*.pt",
                     "*.bin",

@@ -71,6 +71,9 @@ class DecodeOptions:
     audio_context: str | None = (
         None  # Whisper: full | auto | seconds; None: the checkpoint's own (see whisper_context)
     )
+    context: str | None = (
+        None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

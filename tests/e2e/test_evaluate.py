@@ -160,7 +160,7 @@ def test_zero_shot_table_keeps_going_past_unreachable_models(
     assert "HF_ENDPOINT" in rows[1]["error"]
 
 
-def test_models_lists_the_eight(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_every_registered_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     names = [m["name"] for m in json.loads(capsys.readouterr().out)]
     assert names == [
@@ -172,6 +172,9 @@ def test_models_lists_the_eight(capsys: pytest.CaptureFixture[str]) -> None:
         "xlsr-53-zh",
         "paraformer-large",
         "sensevoice-small",
+        "qwen3-asr-0.6b",
+        "qwen3-asr-1.7b",
+        "glm-asr-nano",
     ]
 
 

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 from asr.errors import ConfigError
-from tests.model_factory import ctc, funasr, whisper
+from tests.model_factory import audio_llm, ctc, funasr, whisper
 from tests.model_factory.ctc import XLSR_LAYERS
 from tests.model_factory.funasr import FUNASR_LAYERS, KINDS
 from tests.model_factory.whisper import WHISPER
@@ -45,6 +45,8 @@ REAL_WRITERS: dict[str, Callable[..., Path]] = {
     "sensevoice-small": funasr.write_sensevoice,
 }
 NAMES = tuple(REAL_WRITERS)
+# speech encoder + LLM models: tiny only so far (no real-size replica yet)
+AUDIO_LLM_KINDS = {"qwen3-asr-0.6b": "qwen3_asr", "qwen3-asr-1.7b": "qwen3_asr", "glm-asr-nano": "glmasr"}
 SIZES = ("tiny", "real")
 FUNASR_KINDS = KINDS  # FunASRModel kind ("paraformer", "sensevoice") -> registry name
 
@@ -81,6 +83,8 @@ def build(
         raise ConfigError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
     if layers is not None and (size == "tiny" or layers < 1):
         raise ConfigError(f"layers must be at least 1 and only with size='real', got {layers} ({size})")
+    if name in AUDIO_LLM_KINDS and size == "tiny":
+        return audio_llm.build_tiny(Path(out_dir), texts or [], seed=seed, kind=AUDIO_LLM_KINDS[name])
     if name not in REAL_WRITERS:
         raise KeyError(f"no model {name!r}; known: {', '.join(NAMES)}")
     out_dir = Path(out_dir)

@@ -1,0 +1,1 @@
+"""Speech encoder + LLM decoder family (Qwen3-ASR, GLM-ASR) through transformers."""
