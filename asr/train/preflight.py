@@ -37,8 +37,8 @@ def check_single_process_multi_gpu(cfg: FinetuneConfig, device: str) -> None:
     """Several visible GPUs in one process (no torchrun) would make the Trainer use ``nn.DataParallel``.
 
     DataParallel replicates the Trainer's :class:`~asr.train.trainer.LossModule`, whose forward
-    runs the family's own module on ``cuda:0``: Whisper fails on a device mismatch, other
-    families silently train on one GPU with the batch multiplied. DeepSpeed sets up its own
+    runs the family's own module on ``cuda:0``: some families fail on a device mismatch, others
+    silently train on one GPU with the batch multiplied. DeepSpeed sets up its own
     process group and uses one GPU per process, so it is not affected.
     """
     if device != "cuda" or cfg.deepspeed is not None:

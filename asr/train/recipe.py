@@ -17,7 +17,7 @@ Outputs in ``output_dir``: ``config.yaml``, ``checkpoint-N/``, ``best/``, ``trai
 
 Example (runs a training job, so not a doctest)::
 
-    cfg = load_finetune_config("configs/whisper-base-lora.yaml", ["max_steps=200"])
+    cfg = load_finetune_config("configs/my-model-lora.yaml", ["max_steps=200"])
     summary = finetune(cfg)               # or finetune(cfg, resume=True) after a kill
     print(summary.best_step, summary.test.fine_tuned["cer"])
 """
@@ -118,6 +118,7 @@ class FinetuneRecipe:
             eval_batch_size=self.eval_batch_size,
             learning_rate=self.lr,
             language=self.asr_model.spec.language,
+            model_options=self.model_options,
         )
         self.train_log = TrainLog(self.out / "train_log.jsonl")
         if self.is_main:
@@ -146,7 +147,7 @@ class FinetuneRecipe:
         )
         self.train_data = SpeechDataset(self.splits.train, cfg.text_field)
         check_vocabulary(model, self.train_data.texts(), self.out if self.is_main else None)
-        configure_model(model, cfg)
+        self.model_options = to_dict(configure_model(model, cfg))
         self.trainable, self.total = parameter_counts(model.module)
         log.info(
             "%s (%s): %d of %d parameters train (%.2f%%)",
@@ -161,7 +162,9 @@ class FinetuneRecipe:
         from asr.train.trainer import ASRTrainer, LossModule
 
         spec = self.asr_model.spec
-        self.decode = DecodeOptions(beam_size=spec.beam_size, language=spec.language, task=spec.task)
+        self.decode = self.asr_model.decode_options(
+            DecodeOptions(beam_size=spec.beam_size, language=spec.language)
+        )
         self.asr_model.to(self.args.device)
         return ASRTrainer(
             model=LossModule(self.asr_model),

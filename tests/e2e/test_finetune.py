@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
@@ -149,7 +150,8 @@ def test_short_context_decoder_training_with_cached_cross_kv(
     key/value weights saved in best/ are the base's, and the checkpoint records its context."""
     out = tmp_path / "run"
     cfg = _cfg(
-        tiny_whisper, few_clips, out, "method=decoder", "audio_context=auto", "freeze_cross_kv=true",
+        tiny_whisper, few_clips, out, "method=decoder", "model_options.audio_context=auto",
+        "model_options.freeze_cross_kv=true",
         "max_steps=40", "eval_steps=40", "batch_size=4", "learning_rate=3e-3", "zero_shot=false", "bootstrap=0",
     )  # fmt: skip
     finetune(cfg)
@@ -157,6 +159,8 @@ def test_short_context_decoder_training_with_cached_cross_kv(
     assert losses[40] < 0.5 * losses[1], losses
     base, best = load_model(tiny_whisper, device="cpu"), load_model(out / "best", device="cpu")
     assert best.audio_context == "auto"
+    recorded = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["model_options"]
+    assert recorded == {"audio_context": "auto", "consistency_weight": 0.0, "freeze_cross_kv": True}
     before, after = base.module.state_dict(), best.module.state_dict()
     kv = [k for k in before if ".encoder_attn.k_proj." in k or ".encoder_attn.v_proj." in k]
     q = [k for k in before if ".encoder_attn.q_proj.weight" in k]
