@@ -1,4 +1,5 @@
-"""Checks a fine-tuning run makes before any compute: model reference, device, DeepSpeed, vocabulary."""
+"""Checks a fine-tuning run makes before any compute: model reference and options, device, DeepSpeed,
+vocabulary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from asr.errors import ConfigError, DataError
 from asr.io import write_json
 from asr.models import bf16_supported
 from asr.models.base import ASRModel
+from asr.models.registry import MODELS, family_class, unknown_model
+from asr.models.sources import detect_family
 from asr.text.normalize import normalize
 from asr.train.finetune_config import FinetuneConfig
 
@@ -21,8 +24,6 @@ log = logging.getLogger(__name__)
 
 def check_model_reference(model: str) -> None:
     """A registered name, an existing directory or an ``org/name`` Hub id; else the known names."""
-    from asr.models.registry import MODELS, unknown_model
-
     path = Path(model).expanduser()
     if path.is_dir() or model in MODELS:
         return
@@ -31,6 +32,19 @@ def check_model_reference(model: str) -> None:
     if "/" not in model:
         raise unknown_model(model)
     # org/name: a Hub id, fetched when the model is loaded
+
+
+def check_model_options(cfg: FinetuneConfig) -> None:
+    """The family's check of ``model_options`` where the family is known before loading (a
+    registered name or a local directory); for a Hub id it runs once the model is loaded."""
+    path = Path(cfg.model).expanduser()
+    if cfg.model in MODELS:
+        family = MODELS[cfg.model].family
+    elif path.is_dir():
+        family = detect_family(path)[0]
+    else:
+        return
+    family_class(family).train_options(cfg.model_options)
 
 
 def check_single_process_multi_gpu(cfg: FinetuneConfig, device: str) -> None:

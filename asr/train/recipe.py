@@ -51,7 +51,13 @@ from asr.train.dataset import SpeechCollator, SpeechDataset
 from asr.train.faults import free_space, non_finite_tensors, write_failure
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.model_setup import apply_language, configure_model, learning_rate, parameter_counts
-from asr.train.preflight import check_deepspeed, check_model_reference, check_vocabulary, device_and_precision
+from asr.train.preflight import (
+    check_deepspeed,
+    check_model_options,
+    check_model_reference,
+    check_vocabulary,
+    device_and_precision,
+)
 from asr.train.reporting import TrainLog, TrainLogCallback, plot_training_curve, validation_cer_at
 from asr.train.run_dir import checkpoint_step, prepare_run_dir, resume_point
 from asr.train.splits import Splits, load_splits
@@ -106,6 +112,7 @@ class FinetuneRecipe:
         """Checks before any compute, then the model, the resolved ``config.yaml`` and the Trainer."""
         self.started = time.time()
         check_model_reference(self.cfg.model)
+        check_model_options(self.cfg)
         self.splits = load_splits(self.cfg)
         self.device, self.precision = device_and_precision(self.cfg)
         check_deepspeed(self.cfg)

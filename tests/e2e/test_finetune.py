@@ -286,6 +286,7 @@ def _empty_train(few_clips: Path, tmp_path: Path) -> Path:
         ("missing manifest", DataError, "train manifest not found"),
         ("empty train split", DataError, "the train split is empty"),
         ("bf16 on cpu", ConfigError, "precision=bf16 needs a GPU"),
+        ("bad model option", ConfigError, "audio_context must be full, auto or seconds"),
     ],
 )
 def test_errors_before_any_compute(
@@ -297,6 +298,7 @@ def test_errors_before_any_compute(
         "missing manifest": [f"data={tmp_path / 'nowhere'}"],
         "empty train split": [f"data={_empty_train(few_clips, tmp_path)}"],
         "bf16 on cpu": ["precision=bf16", "device=cpu"],
+        "bad model option": ["model_options.audio_context=short"],
     }[case]
     cfg = _cfg(tiny_whisper, few_clips, out, "max_steps=2", *overrides)
     with pytest.raises(error, match=message):
