@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import types
 import typing
@@ -291,6 +292,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """A mapping as ``key=value`` override items, sections as dotted keys, in file order.
+
+    >>> as_overrides({"lora": {"scope": "decoder"}, "num_epochs": 6, "spec_augment": None})
+    ['lora.scope=decoder', 'num_epochs=6', 'spec_augment=null']
+    """
+    items = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            items += as_overrides(value, f"{prefix}{key}.")
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+            items.append(f"{prefix}{key}={text}")
+    return items
+
+
 def read_config_file(path: str | Path, _included: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file's mapping over its ``base:`` file (a path relative to it), recursively.
 
@@ -372,6 +389,7 @@ def dump_yaml(obj: Any, path: str | Path, header: str | None = None) -> Path:
 __all__ = [
     "BASE_KEY",
     "apply_overrides",
+    "as_overrides",
     "coerce",
     "dump_yaml",
     "from_dict",

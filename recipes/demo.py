@@ -14,22 +14,16 @@ import shlex
 import sys
 from pathlib import Path
 
+import asr as asr_package
 from asr.cli import main as asr
 from asr.run_records import EvalRecord
+from asr.typed_config import as_overrides, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Demo-sized schedule: LoRA on the decoder only, so the frozen encoder's output is cached.
-FINETUNE_OVERRIDES = [
-    "lora.scope=decoder",
-    "num_epochs=6",
-    "batch_size=8",
-    "eval_steps=20",
-    "save_steps=20",
-    "logging_steps=5",
-    "patience=4",
-    "num_workers=0",
-]
+# Demo-sized schedule (LoRA on the decoder only), as key=value overrides over a model's config
+DEMO_SCHEDULE = Path(asr_package.__file__).resolve().parent / "configs" / "_demo_schedule.yaml"
+FINETUNE_OVERRIDES = as_overrides(read_yaml(DEMO_SCHEDULE))
 
 
 def step(title: str, argv: list[str]) -> None:

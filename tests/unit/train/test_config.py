@@ -255,3 +255,17 @@ def test_deepspeed_config_is_json() -> None:
 
     ds = json.loads((CONFIGS / "deepspeed" / "zero2.json").read_text(encoding="utf-8"))
     assert ds["zero_optimization"]["stage"] == 2
+
+
+def test_demo_schedule_is_the_pinned_override_list() -> None:
+    """configs/_demo_schedule.yaml gives the same overrides (and so the same recorded commands) as
+    the list it replaced, and they apply to every shipped config."""
+    from recipes.demo import FINETUNE_OVERRIDES
+
+    assert FINETUNE_OVERRIDES == [
+        "lora.scope=decoder", "num_epochs=6", "batch_size=8", "eval_steps=20",
+        "save_steps=20", "logging_steps=5", "patience=4", "num_workers=0",
+    ]  # fmt: skip
+    for path in SHIPPED:
+        cfg = load_finetune_config(path, FINETUNE_OVERRIDES)
+        assert (cfg.lora.scope, cfg.num_epochs, cfg.batch_size) == ("decoder", 6.0, 8)
