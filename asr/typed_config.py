@@ -5,7 +5,9 @@ Values are coerced to the field annotations (``int``, ``float``, ``bool``, ``str
 finite (``nan`` and ``inf`` are errors). An unknown key is a
 :class:`~asr.errors.ConfigError` that lists the valid keys and suggests the closest one; a
 file that is not UTF-8 is one that names the file and the byte.
-A nested dataclass field is a section, overridden as ``section.key=value`` (``lora.r=16``).
+A nested dataclass field is a section, overridden as ``section.key=value`` (``lora.r=16``); a
+``dict`` field is a free-form section whose owner checks its keys. A config file may extend
+another with ``base: <file>`` (see :func:`read_config_file`).
 
 >>> from dataclasses import dataclass, field
 >>> @dataclass
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import types
 import typing
@@ -48,6 +51,7 @@ from asr.io import write_text
 T = TypeVar("T")
 
 _NULLS = {"null", "none", "~", ""}
+BASE_KEY = "base"  # in a config file: the file it extends (see read_config_file)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -61,10 +65,15 @@ def _field_names(cls: type) -> list[str]:
 
 
 def unknown_key_error(where: str, key: str, valid: Sequence[str]) -> ConfigError:
-    """``where: unknown key 'lerning_rate'; did you mean 'learning_rate'? valid keys: ...``."""
+    """``where: unknown key 'lerning_rate'; did you mean 'learning_rate'? valid keys: ...``.
+
+    The error carries ``unknown_key`` and ``where`` for callers that know where a key moved.
+    """
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"{where}: unknown key {key!r}{hint} valid keys: {', '.join(valid)}")
+    err = ConfigError(f"{where}: unknown key {key!r}{hint} valid keys: {', '.join(valid)}")
+    err.unknown_key, err.where = key, where
+    return err
 
 
 def _is_dataclass_type(tp: Any) -> bool:
@@ -76,6 +85,10 @@ def _union_args(tp: Any) -> tuple[Any, ...] | None:
     if origin is Union or origin is types.UnionType:
         return typing.get_args(tp)
     return None
+
+
+def _is_mapping_type(tp: Any) -> bool:
+    return tp is dict or typing.get_origin(tp) in (dict, Mapping)
 
 
 def _plain_type(tp: Any) -> Any:
@@ -221,6 +234,9 @@ def parse_override(item: str, cls: type) -> tuple[list[str], Any]:
     tp: Any = cls
     for depth, part in enumerate(path):
         owner = _plain_type(tp)
+        if _is_mapping_type(owner):  # a free-form section (its owner checks the keys): any key
+            tp = (typing.get_args(owner) or (Any, Any))[1]
+            continue
         if not _is_dataclass_type(owner):
             parent = ".".join(path[:depth])
             raise ConfigError(f"override {item!r}: {parent!r} is not a section, it has no key {part!r}")
@@ -276,9 +292,57 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """A mapping as ``key=value`` override items, sections as dotted keys, in file order.
+
+    >>> as_overrides({"lora": {"scope": "decoder"}, "num_epochs": 6, "spec_augment": None})
+    ['lora.scope=decoder', 'num_epochs=6', 'spec_augment=null']
+    """
+    items = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            items += as_overrides(value, f"{prefix}{key}.")
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
+            items.append(f"{prefix}{key}={text}")
+    return items
+
+
+def read_config_file(path: str | Path, _included: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's mapping over its ``base:`` file (a path relative to it), recursively.
+
+    The file's keys win; a section present in both merges key by key.
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY}: expected a file name, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in (*_included, path.resolve()):
+        raise ConfigError(f"{path}: {BASE_KEY}: {base} includes {path.name} again (a cycle)")
+    return merge_sections(read_config_file(base_path, (*_included, path.resolve())), data)
+
+
+def merge_sections(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``; a mapping in both is merged the same way.
+
+    >>> merge_sections({"a": 1, "lora": {"r": 8, "alpha": 16}}, {"lora": {"r": 4}})
+    {'a': 1, 'lora': {'r': 4, 'alpha': 16}}
+    """
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        merged[key] = merge_sections(old, value) if both else value
+    return merged
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Defaults of ``cls``, then the YAML file (if any), then the overrides."""
-    data = read_yaml(path) if path is not None else {}
+    """Defaults of ``cls``, then the YAML file (if any, over its ``base:``), then the overrides."""
+    data = read_config_file(path) if path is not None else {}
     # Check the file's own keys first so the error names the file.
     where = str(path) if path is not None else "config"
     _check_keys(cls, data, where)
@@ -323,12 +387,16 @@ def dump_yaml(obj: Any, path: str | Path, header: str | None = None) -> Path:
 
 
 __all__ = [
+    "BASE_KEY",
     "apply_overrides",
+    "as_overrides",
     "coerce",
     "dump_yaml",
     "from_dict",
     "load_config",
+    "merge_sections",
     "parse_override",
+    "read_config_file",
     "read_yaml",
     "to_dict",
     "unknown_key_error",

@@ -61,9 +61,9 @@ def _clips(work: Path, split: str, n: int) -> tuple[list[Any], list[str]]:
 
 
 def _lora_config(name: str) -> dict[str, Any]:
-    import yaml
+    from asr.typed_config import read_config_file
 
-    return yaml.safe_load((REPO / "configs" / f"{name}-lora.yaml").read_text(encoding="utf-8"))
+    return read_config_file(REPO / "configs" / f"{name}-lora.yaml")  # over its base config
 
 
 def _lora_settings(name: str) -> dict[str, Any]:
@@ -94,8 +94,8 @@ def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]
         result["audio_seconds"] = sum(len(w) for w in waves) / 16000 / len(waves)
     else:
         waves, texts = _clips(work, "train", args.batch_size)
+        model.configure_training(model.train_options(_lora_config(name).get("model_options") or {}))
         model.set_trainable("lora", _lora_settings(name))
-        model.set_audio_context(str(_lora_config(name).get("audio_context", "full")))
         module = model.module
         module.train()
         trainable = [p for p in module.parameters() if p.requires_grad]

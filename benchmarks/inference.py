@@ -31,7 +31,7 @@ from asr.data.manifest import read_manifest
 from asr.inference import EvalSettings, transcribe_manifest
 from asr.metrics import score
 from asr.models import load_model
-from asr.models.spec import DecodeOptions
+from asr.models.whisper.options import WhisperDecodeOptions
 from benchmarks.markdown import add_publish_arguments, check_writable, publish, table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
     def run_ours(backend: str, context: str | None = None) -> Callable[[], list[str]]:
         settings = EvalSettings(
-            batch_size=args.batch_size, decode=DecodeOptions(audio_context=context), progress=False
+            batch_size=args.batch_size, decode=WhisperDecodeOptions(audio_context=context), progress=False
         )
 
         def go() -> list[str]:

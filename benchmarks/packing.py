@@ -26,7 +26,7 @@ from asr.data.audio import load_audio
 from asr.data.manifest import read_manifest
 from asr.metrics import score
 from asr.models import load_model
-from asr.models.spec import DecodeOptions
+from asr.models.whisper.options import WhisperDecodeOptions
 from asr.models.whisper.packing import transcribe_packed
 from benchmarks.markdown import add_common_arguments, check_writable, publish
 
@@ -37,7 +37,7 @@ Decoder = Callable[[list[np.ndarray], list[float]], list[str]]
 
 def systems(model, gap_s: float) -> dict[str, Decoder]:
     """The decoders compared, by row name (the first is the baseline)."""
-    full, auto = DecodeOptions(audio_context="full"), DecodeOptions(audio_context="auto")
+    full, auto = WhisperDecodeOptions(audio_context="full"), WhisperDecodeOptions(audio_context="auto")
     return {
         "unpacked, full context": lambda w, d: model.transcribe(w, full, d),
         "unpacked, audio_context=auto": lambda w, d: model.transcribe(w, auto, d),

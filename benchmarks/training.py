@@ -173,9 +173,9 @@ def _curve(losses: dict, steps: int) -> str:
 
 # engine phases of (b): the overrides each adds to method=decoder
 ENGINE = {
-    "ours_full": ("audio_context=full",),
-    "ours_auto": ("audio_context=auto",),
-    "ours": ("audio_context=auto", "freeze_cross_kv=true"),
+    "ours_full": ("model_options.audio_context=full",),
+    "ours_auto": ("model_options.audio_context=auto",),
+    "ours": ("model_options.audio_context=auto", "model_options.freeze_cross_kv=true"),
 }
 ENGINE_LABEL = {
     "ours_full": "(b1) asr finetune engine, method decoder, cached encoder, 30 s",

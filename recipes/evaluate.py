@@ -1,6 +1,6 @@
 """``asr evaluate``: transcribe a manifest with one model and score it.
 
-asr evaluate --model whisper-small --manifest runs/demo/data/manifests/test.jsonl --out runs/eval/ws
+asr evaluate --model MODEL --manifest runs/demo/data/manifests/test.jsonl --out runs/eval/ws
 """
 
 from __future__ import annotations
@@ -10,24 +10,17 @@ import json
 import logging
 from pathlib import Path
 
-from asr.arguments import non_negative_float, non_negative_int, positive_float, positive_int
+from asr.arguments import non_negative_int, positive_float, positive_int
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
 from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
 from asr.models import load_model
+from asr.models.base import ASRModel
+from asr.models.registry import family_classes
 from asr.models.spec import DecodeOptions
-from asr.models.whisper.context import parse_audio_context
 from asr.report.html import write_error_report
 
 log = logging.getLogger(__name__)
-
-
-def audio_context_arg(value: str) -> str:
-    """argparse type for ``--audio-context`` (a bad value is a usage error, exit 2)."""
-    try:
-        return parse_audio_context(value)
-    except ASRError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,24 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend",
         default="torch",
         choices=["torch", "ct2"],
-        help="ct2: CTranslate2 decoding (Whisper; int8 on CPU, float16 on GPU)",
-    )
-    parser.add_argument(
-        "--audio-context",
-        default=None,
-        type=audio_context_arg,
-        help="Whisper: full (30 s), auto (the batch's longest clip + 1 s in 5 s buckets, at least "
-        "10 s) or seconds (auto with that floor); default: what the checkpoint was fine-tuned at, "
-        "else auto (measured no worse than 30 s on stock whisper-base; see BENCHMARKS.md)",
-    )
-    parser.add_argument(
-        "--packing",
-        action="store_true",
-        help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
-        "see BENCHMARKS.md for its CER and attribution cost)",
-    )
-    parser.add_argument(
-        "--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)"
+        help="ct2: CTranslate2 decoding (families that have it; int8 on CPU, float16 on GPU)",
     )
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=positive_int, default=None, help="only the first N utterances")
@@ -70,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--language",
         default=None,
-        help="language code, e.g. zh or yue (Whisper token, Qwen3-ASR forced language)",
+        help="decoding language of a multilingual model, e.g. zh or yue (Qwen3-ASR: the forced language)",
     )
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
     parser.add_argument(
@@ -87,19 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument("--no-progress", action="store_true")
+    for family in family_classes():
+        family.add_decode_arguments(parser)
 
 
-def decode_options(args: argparse.Namespace, spec_language: str, spec_beam: int) -> DecodeOptions:
-    return DecodeOptions(
-        beam_size=args.beam_size or spec_beam,
-        language=args.language or spec_language,
+def decode_options(args: argparse.Namespace, model: ASRModel) -> DecodeOptions:
+    """The shared flags, then the model's family reads its own."""
+    shared = DecodeOptions(
+        beam_size=args.beam_size or model.spec.beam_size,
+        language=args.language or model.spec.language,
         guard=not args.no_guard,
         max_tokens_per_second=args.max_tokens_per_second,
-        audio_context=args.audio_context,
-        packing=args.packing,
-        packing_gap_s=args.packing_gap,
         context=read_context(args.context),
     )
+    return model.decode_options(shared, args)
 
 
 def read_context(value: str | None) -> str | None:
@@ -120,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     model.set_backend(
         args.backend, **({"compute_type": args.ct2_compute_type} if args.ct2_compute_type else {})
     )
-    decode = decode_options(args, model.spec.language, model.spec.beam_size)
+    decode = decode_options(args, model)
     settings = EvalSettings(
         batch_size=args.batch_size or model.spec.eval_batch_size,
         decode=decode,

@@ -1,6 +1,6 @@
 """The interface every model family implements.
 
-Everything outside ``asr/models/<family>.py`` (data, batching, scoring, training
+Everything outside ``asr/models/<family>/`` (data, batching, scoring, training
 loop glue, export, the model card) talks to models only through :class:`ASRModel`.
 Facts needed before any weights load (card text, CTranslate2 support, checkpoint
 checks) are class-level, reachable through ``asr.models.registry.family_class``.
@@ -8,7 +8,10 @@ checks) are class-level, reachable through ``asr.models.registry.family_class``.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +22,13 @@ from asr.errors import ASRError, ConfigError, ModelSourceError
 from asr.models.checkpoint import unwrap_peft
 from asr.models.peft_utils import is_peft, merge_lora
 from asr.models.spec import DecodeOptions, ModelSpec
+from asr.typed_config import from_dict
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """The training options of a family that has none of its own."""
+
 
 
 class ASRModel(ABC):
@@ -26,8 +36,8 @@ class ASRModel(ABC):
 
     Example::
 
-        model = load_model("whisper-base", device="cpu")
-        model.transcribe([wave], DecodeOptions(language="zh"), durations=[2.1])
+        model = load_model("my-model", device="cpu")
+        model.transcribe([wave], model.decode_options(DecodeOptions(language="zh")), durations=[2.1])
     """
 
     family: ClassVar[str]
@@ -44,8 +54,8 @@ class ASRModel(ABC):
     peft_base_class: ClassVar[str | None] = None  # transformers class an exported adapter loads onto
     supports_ct2: ClassVar[bool] = False  # ``asr export --ct2``
     # Longest audio one ``transcribe`` input should hold (``asr transcribe`` cuts pieces to it):
-    # Whisper's 30 s context; the CTC and funasr models take longer input but were trained on
-    # short clips, so they get the same.
+    # a fixed-context encoder's window; families that take longer input were mostly trained on
+    # short clips, so they get the same by default.
     max_input_seconds: ClassVar[float] = 30.0
 
     def __init__(self, spec: ModelSpec, device: torch.device | str, dtype: torch.dtype) -> None:
@@ -127,6 +137,39 @@ class ASRModel(ABC):
         """Family-specific bullet points for the card's limitations section."""
         return []
 
+    # --- the family's own options --------------------------------------
+    # Decoding: a DecodeOptions subclass with the family's fields (metrics.json records them all).
+    # Training: a dataclass read from the fine-tuning config's ``model_options`` section.
+    decode_options_class: ClassVar[type[DecodeOptions]] = DecodeOptions
+    train_options_class: ClassVar[type] = NoOptions
+
+    @classmethod
+    def add_decode_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the family's own decoding flags (one argument group) to ``asr evaluate``; default none."""
+        return None
+
+    def decode_options(self, shared: DecodeOptions, args: argparse.Namespace | None = None) -> DecodeOptions:
+        """The family's decode options: the ``shared`` settings plus its own, read from ``args``
+        (flags of :meth:`add_decode_arguments`) or left at their defaults."""
+        return shared
+
+    @classmethod
+    def train_options(cls, data: Mapping[str, Any]) -> Any:
+        """The family's training options from ``model_options`` (ConfigError naming a bad key)."""
+        if data and not dataclasses.fields(cls.train_options_class):
+            raise ConfigError(
+                f"model_options: the {cls.family} family has no options of its own, got {', '.join(data)}"
+            )
+        return from_dict(cls.train_options_class, data, where="model_options")
+
+    def configure_training(self, options: Any) -> None:
+        """Apply :meth:`train_options` before the trainable parameters are chosen; default none."""
+        return None
+
+    def training_setup_warnings(self) -> list[str]:
+        """Problems of the finished training setup worth a warning (logged by the fine-tuning engine)."""
+        return []
+
     # --- inference ------------------------------------------------------
     @abstractmethod
     def transcribe(
@@ -139,7 +182,7 @@ class ASRModel(ABC):
         return options.as_dict()
 
     def set_backend(self, backend: str, **options: Any) -> None:
-        """Choose the decoding engine; families other than Whisper have only ``torch``."""
+        """Choose the decoding engine; only families with another engine accept more than ``torch``."""
         if backend != "torch":
             raise ConfigError(f"the {self.family} family has no {backend!r} backend (only torch)")
 
@@ -214,20 +257,6 @@ class ASRModel(ABC):
             return False
         config.apply_spec_augment = False
         return True
-
-    def set_audio_context(self, audio_context: str, consistency_weight: float = 0.0) -> None:
-        """Train (and record for decoding) at a shorter audio context; only fixed-context encoders
-        (Whisper) have one. Other families take any length already, so only ``full`` is accepted."""
-        if audio_context != "full" or consistency_weight:
-            raise ConfigError(
-                f"audio_context/consistency_weight apply to Whisper only; the {self.family} family "
-                "already encodes each clip at its own length (leave audio_context: full)"
-            )
-
-    def freeze_cross_attention_kv(self) -> None:
-        """Freeze the decoder's cross-attention key/value projections so they can be cached
-        (``freeze_cross_kv``); only Whisper implements it."""
-        raise ConfigError(f"freeze_cross_kv applies to Whisper only, not to the {self.family} family")
 
     def lora_targets(self) -> tuple[str, ...]:
         """The spec's LoRA target modules, else the family's default."""

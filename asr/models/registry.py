@@ -25,6 +25,8 @@ FAMILIES: dict[str, str] = {
     "audio_llm": "asr.models.audio_llm.model:AudioLLMASR",
 }
 
+DEFAULT_MODEL = "whisper-base"  # what `asr finetune` trains when the config names no model
+
 # LoRA target modules, the one definition (families default to these for unregistered models).
 # transformers attention projections (Whisper, wav2vec2):
 ATTENTION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -165,6 +167,11 @@ def get_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise unknown_model(name)
     return MODELS[name]
+
+
+def family_classes() -> list[type[ASRModel]]:
+    """The class of every registered family (for the options and flags each declares)."""
+    return [family_class(family) for family in FAMILIES]
 
 
 def family_class(family: str) -> type[ASRModel]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -19,7 +19,7 @@ class License:
 class ModelSpec:
     """One registered model.
 
-    ``family`` picks the implementation (``whisper``, ``ctc``, ``funasr``);
+    ``family`` picks the implementation (a key of ``asr.models.registry.FAMILIES``);
     ``hub_id``/``modelscope_id`` say where weights come from; ``license`` is the base
     model's (``other`` when unknown); the rest are defaults that configs and the CLI may
     override.
@@ -50,30 +50,27 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """Decoding settings shared by all families (each family reads what applies to it).
+    """Decoding settings every family understands; a family extends them with its own
+    (a subclass, see ``ASRModel.decode_options``), which metrics.json records beside these.
 
     The hallucination guard caps new tokens at ``max_tokens_per_second * duration +
     min_new_tokens`` and stops a hypothesis whose tail repeats a pattern
-    ``repeat_limit`` times; its settings are recorded in metrics.json.
+    ``repeat_limit`` times; its settings are recorded in metrics.json. ``language`` is the
+    registry's language code (``None``: the model detects it, where it can).
     """
 
     beam_size: int = 1
     language: str | None = "zh"
-    task: str = "transcribe"
     guard: bool = True
     max_tokens_per_second: float = 12.0
     min_new_tokens: int = 12
     repeat_limit: int = 4
     repeat_max_period: int = 16
-    # Whisper checkpoints at 30 s only: pack short clips into 30 s windows (opt-in; see whisper_packing)
-    packing: bool = False
-    packing_gap_s: float = 1.0
-    audio_context: str | None = (
-        None  # Whisper: full | auto | seconds; None: the checkpoint's own (see whisper_context)
-    )
-    context: str | None = (
-        None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
-    )
+    context: str | None = None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shared(self) -> dict[str, Any]:
+        """Only the settings declared here (a family subclass's own fields left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(DecodeOptions)}

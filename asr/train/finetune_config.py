@@ -1,18 +1,23 @@
 """What ``asr finetune`` reads: :class:`FinetuneConfig` (YAML file + ``key=value`` overrides).
 
->>> cfg = load_finetune_config(None, ["max_steps=200", "lora.r=16"])
+>>> cfg = load_finetune_config(None, ["model=my-model", "max_steps=200", "lora.r=16"])
 >>> cfg.max_steps, cfg.lora.r, cfg.resolved_output_dir().as_posix()
-(200, 16, 'runs/whisper-base-lora')
+(200, 16, 'runs/my-model-lora')
+
+The model family's own settings sit in the free-form ``model_options`` section, which the family
+checks once the model is known (``model_options.some_option=1``); such a key at the top level
+is refused with a pointer to its place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from asr.errors import ConfigError
-from asr.models.whisper.context import parse_audio_context
+from asr.models.registry import DEFAULT_MODEL, family_classes
 from asr.typed_config import load_config
 
 Method = Literal["lora", "full", "decoder"]
@@ -46,7 +51,7 @@ class FinetuneConfig:
     is not counted. Every float in a config must be finite (no ``nan``/``inf``).
     """
 
-    model: str = "whisper-base"  # registry name, local checkpoint dir or Hub id
+    model: str = DEFAULT_MODEL  # registry name, local checkpoint dir or Hub id
     method: Method = "lora"
     data: str = "runs/demo/data"  # a prepared dir with manifests/{train,validation,test}.jsonl
     train_manifest: str | None = None
@@ -77,11 +82,8 @@ class FinetuneConfig:
     spec_augment: bool | None = False  # None: keep the checkpoint's own (e.g. funasr's config.yaml)
     speed_perturb: list[float] = field(default_factory=list)  # e.g. [0.9, 1.0, 1.1]
     max_duration: float | None = 30.0  # drop longer training clips (seconds)
-    # Whisper: seconds the encoder sees (full = 30 s; auto = the batch's longest clip + 1 s,
-    # in 5 s buckets, at least 10 s; a number = auto with that floor). Saved with the checkpoint.
-    audio_context: str = "full"
-    consistency_weight: float = 0.0  # short context: weight of the pull towards full-context encoder states
-    freeze_cross_kv: bool = False  # Whisper: frozen cross-attention k/v projections, cached per clip
+    # The model family's own training settings (its ASRModel.train_options_class), checked by the family
+    model_options: dict[str, Any] = field(default_factory=dict)
     text_field: Literal["text_norm", "text"] = "text_norm"  # transcript the model learns
     num_workers: int = 2
     language: str | None = None  # None: the registry language
@@ -134,9 +136,6 @@ class FinetuneConfig:
             raise ConfigError(f"bootstrap must be >= 0, got {self.bootstrap}")
         if self.max_nonfinite_steps < 0:
             raise ConfigError(f"max_nonfinite_steps must be >= 0, got {self.max_nonfinite_steps}")
-        self.audio_context = parse_audio_context(self.audio_context)
-        if self.consistency_weight < 0:
-            raise ConfigError(f"consistency_weight must be >= 0, got {self.consistency_weight}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm < 0:
@@ -164,4 +163,18 @@ def load_finetune_config(
     path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
 ) -> FinetuneConfig:
     """Defaults, then the YAML file, then ``key=value`` overrides (nested: ``lora.r=16``)."""
-    return load_config(FinetuneConfig, path, overrides)
+    try:
+        return load_config(FinetuneConfig, path, overrides)
+    except ConfigError as err:
+        key = getattr(err, "unknown_key", None)
+        owners = [cls.family for cls in family_classes() if key in _field_names(cls.train_options_class)]
+        if not owners:
+            raise
+        raise ConfigError(
+            f"{err.where}: {key!r} is a model option now ({' and '.join(owners)} family): "
+            f"write it in the model_options section (override: model_options.{key}=...)"
+        ) from None
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}

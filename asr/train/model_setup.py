@@ -24,13 +24,13 @@ def apply_language(asr_model: ASRModel, language: str | None) -> None:
         asr_model.spec = dataclasses.replace(asr_model.spec, language=language)
 
 
-def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
-    """Trainable parameters (method, LoRA), language, SpecAugment, gradient checkpointing."""
+def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> Any:
+    """The family's options, trainable parameters (method, LoRA), language, SpecAugment, gradient
+    checkpointing. Returns the family's training options (``model_options`` with its defaults)."""
     apply_language(asr_model, cfg.language)
-    if cfg.freeze_cross_kv:
-        asr_model.freeze_cross_attention_kv()
+    options = asr_model.train_options(cfg.model_options)
+    asr_model.configure_training(options)
     _set_trainable(asr_model, cfg)
-    asr_model.set_audio_context(cfg.audio_context, cfg.consistency_weight)
     if cfg.spec_augment is True and not asr_model.enable_spec_augment():
         log.warning(
             "spec_augment=true: the %s family has no SpecAugment switch; training without it",
@@ -40,11 +40,9 @@ def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
         log.info("spec_augment=false: the checkpoint's own SpecAugment is turned off")
     if cfg.gradient_checkpointing:
         _enable_gradient_checkpointing(asr_model)
-    if cfg.freeze_cross_kv and not asr_model.encoder_frozen():
-        log.warning(
-            "freeze_cross_kv=true with a training (or augmented) encoder: the cross-attention key/value "
-            "projections are frozen but nothing can be cached (use method=decoder or lora.scope=decoder)"
-        )
+    for warning in asr_model.training_setup_warnings():
+        log.warning("%s", warning)
+    return options
 
 
 def _set_trainable(asr_model: ASRModel, cfg: FinetuneConfig) -> None:

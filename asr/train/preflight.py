@@ -1,4 +1,5 @@
-"""Checks a fine-tuning run makes before any compute: model reference, device, DeepSpeed, vocabulary."""
+"""Checks a fine-tuning run makes before any compute: model reference and options, device, DeepSpeed,
+vocabulary."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from asr.errors import ConfigError, DataError
 from asr.io import write_json
 from asr.models import bf16_supported
 from asr.models.base import ASRModel
-from asr.models.registry import MODELS, unknown_model
+from asr.models.registry import MODELS, family_class, unknown_model
+from asr.models.sources import detect_family
 from asr.text.normalize import normalize
 from asr.train.finetune_config import FinetuneConfig
 
@@ -32,12 +34,25 @@ def check_model_reference(model: str) -> None:
     # org/name: a Hub id, fetched when the model is loaded
 
 
+def check_model_options(cfg: FinetuneConfig) -> None:
+    """The family's check of ``model_options`` where the family is known before loading (a
+    registered name or a local directory); for a Hub id it runs once the model is loaded."""
+    path = Path(cfg.model).expanduser()
+    if cfg.model in MODELS:
+        family = MODELS[cfg.model].family
+    elif path.is_dir():
+        family = detect_family(path)[0]
+    else:
+        return
+    family_class(family).train_options(cfg.model_options)
+
+
 def check_single_process_multi_gpu(cfg: FinetuneConfig, device: str) -> None:
     """Several visible GPUs in one process (no torchrun) would make the Trainer use ``nn.DataParallel``.
 
     DataParallel replicates the Trainer's :class:`~asr.train.trainer.LossModule`, whose forward
-    runs the family's own module on ``cuda:0``: Whisper fails on a device mismatch, other
-    families silently train on one GPU with the batch multiplied. DeepSpeed sets up its own
+    runs the family's own module on ``cuda:0``: some families fail on a device mismatch, others
+    silently train on one GPU with the batch multiplied. DeepSpeed sets up its own
     process group and uses one GPU per process, so it is not affected.
     """
     if device != "cuda" or cfg.deepspeed is not None:

@@ -17,7 +17,7 @@ Outputs in ``output_dir``: ``config.yaml``, ``checkpoint-N/``, ``best/``, ``trai
 
 Example (runs a training job, so not a doctest)::
 
-    cfg = load_finetune_config("configs/whisper-base-lora.yaml", ["max_steps=200"])
+    cfg = load_finetune_config("configs/my-model-lora.yaml", ["max_steps=200"])
     summary = finetune(cfg)               # or finetune(cfg, resume=True) after a kill
     print(summary.best_step, summary.test.fine_tuned["cer"])
 """
@@ -58,7 +58,13 @@ from asr.train.dataset import SpeechCollator, SpeechDataset
 from asr.train.faults import non_finite_tensors
 from asr.train.finetune_config import FinetuneConfig
 from asr.train.model_setup import apply_language, configure_model, learning_rate, parameter_counts
-from asr.train.preflight import check_deepspeed, check_model_reference, check_vocabulary, device_and_precision
+from asr.train.preflight import (
+    check_deepspeed,
+    check_model_options,
+    check_model_reference,
+    check_vocabulary,
+    device_and_precision,
+)
 from asr.train.reporting import TrainLog, TrainLogCallback, plot_training_curve, validation_cer_at
 from asr.train.resume import prepare_run_dir, resume_point
 from asr.train.splits import Splits, load_splits
@@ -115,6 +121,7 @@ class FinetuneRecipe:
         """Checks before any compute, then the model, the resolved ``config.yaml`` and the Trainer."""
         self.started = time.time()
         check_model_reference(self.cfg.model)
+        check_model_options(self.cfg)
         self.splits = load_splits(self.cfg)
         self.device, self.precision = device_and_precision(self.cfg)
         check_deepspeed(self.cfg)
@@ -128,6 +135,7 @@ class FinetuneRecipe:
             eval_batch_size=self.eval_batch_size,
             learning_rate=self.lr,
             language=self.asr_model.spec.language,
+            model_options=self.model_options,
         )
         self.train_log = TrainLog(self.run_dir.train_log_file)
         if self.is_main:
@@ -152,7 +160,7 @@ class FinetuneRecipe:
         )
         self.train_data = SpeechDataset(self.splits.train, cfg.text_field)
         check_vocabulary(model, self.train_data.texts(), self.out if self.is_main else None)
-        configure_model(model, cfg)
+        self.model_options = to_dict(configure_model(model, cfg))
         self.trainable, self.total = parameter_counts(model.module)
         log.info(
             "%s (%s): %d of %d parameters train (%.2f%%)",
@@ -165,7 +173,9 @@ class FinetuneRecipe:
 
     def _build_trainer(self) -> Trainer:
         spec = self.asr_model.spec
-        self.decode = DecodeOptions(beam_size=spec.beam_size, language=spec.language, task=spec.task)
+        self.decode = self.asr_model.decode_options(
+            DecodeOptions(beam_size=spec.beam_size, language=spec.language)
+        )
         self.asr_model.to(self.args.device)
         return ASRTrainer(
             model=LossModule(self.asr_model),

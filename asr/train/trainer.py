@@ -328,7 +328,7 @@ class ASRTrainer(Trainer):
         super()._load_from_checkpoint(resume_from_checkpoint, model=model)
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
-        # Tied weights (e.g. Whisper's proj_out = embed_tokens) are saved once: not missing.
+        # Tied weights (e.g. an output projection tied to the token embedding) are saved once: not missing.
         net = self.model.net if isinstance(self.model, LossModule) else self.model
         state = net.state_dict()
         missing = set(load_result.missing_keys)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from asr.cli import main
@@ -130,7 +131,8 @@ def test_short_context_decoder_training_with_cached_cross_kv(
     key/value weights saved in best/ are the base's, and the checkpoint records its context."""
     out = tmp_path / "run"
     cfg = _cfg(
-        tiny_whisper, few_clips, out, "method=decoder", "audio_context=auto", "freeze_cross_kv=true",
+        tiny_whisper, few_clips, out, "method=decoder", "model_options.audio_context=auto",
+        "model_options.freeze_cross_kv=true",
         "max_steps=40", "eval_steps=40", "batch_size=4", "learning_rate=3e-3", "zero_shot=false", "bootstrap=0",
     )  # fmt: skip
     finetune(cfg)
@@ -138,6 +140,8 @@ def test_short_context_decoder_training_with_cached_cross_kv(
     assert losses[40] < 0.5 * losses[1], losses
     base, best = load_model(tiny_whisper, device="cpu"), load_model(out / "best", device="cpu")
     assert best.audio_context == "auto"
+    recorded = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["model_options"]
+    assert recorded == {"audio_context": "auto", "consistency_weight": 0.0, "freeze_cross_kv": True}
     before, after = base.module.state_dict(), best.module.state_dict()
     kv = [k for k in before if ".encoder_attn.k_proj." in k or ".encoder_attn.v_proj." in k]
     q = [k for k in before if ".encoder_attn.q_proj.weight" in k]
@@ -252,6 +256,7 @@ def _empty_train(few_clips: Path, tmp_path: Path) -> Path:
         ("missing manifest", DataError, "train manifest not found"),
         ("empty train split", DataError, "the train split is empty"),
         ("bf16 on cpu", ConfigError, "precision=bf16 needs a GPU"),
+        ("bad model option", ConfigError, "audio_context must be full, auto or seconds"),
     ],
 )
 def test_errors_before_any_compute(
@@ -263,6 +268,7 @@ def test_errors_before_any_compute(
         "missing manifest": [f"data={tmp_path / 'nowhere'}"],
         "empty train split": [f"data={_empty_train(few_clips, tmp_path)}"],
         "bf16 on cpu": ["precision=bf16", "device=cpu"],
+        "bad model option": ["model_options.audio_context=short"],
     }[case]
     cfg = _cfg(tiny_whisper, few_clips, out, "max_steps=2", *overrides)
     with pytest.raises(error, match=message):

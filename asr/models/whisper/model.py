@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -51,6 +52,12 @@ from asr.models.whisper.cross_kv import (
     freeze_cross_kv,
     placeholder_encoder_output,
     project_cross_kv,
+)
+from asr.models.whisper.options import (
+    WhisperDecodeOptions,
+    WhisperTrainOptions,
+    add_decode_arguments,
+    decode_options,
 )
 from asr.models.whisper.packing import generate_kwargs
 
@@ -181,6 +188,8 @@ class WhisperASR(ASRModel):
     card_tag: ClassVar[str] = "whisper"
     peft_base_class: ClassVar[str | None] = "WhisperForConditionalGeneration"
     supports_ct2: ClassVar[bool] = True
+    decode_options_class: ClassVar[type[DecodeOptions]] = WhisperDecodeOptions
+    train_options_class: ClassVar[type] = WhisperTrainOptions
 
     def __init__(self, model: Any, processor: WhisperProcessor, spec: ModelSpec, device, dtype):
         super().__init__(spec, device, dtype)
@@ -392,6 +401,7 @@ class WhisperASR(ASRModel):
     def transcribe(
         self, waves: list[np.ndarray], options: DecodeOptions, durations: list[float] | None = None
     ) -> list[str]:
+        options = self.decode_options(options)
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
             from asr.models.whisper.packing import transcribe_packed, unpacked
@@ -438,6 +448,7 @@ class WhisperASR(ASRModel):
     def decode_context(self, options: DecodeOptions) -> str:
         """The context asked for, else the one the checkpoint was fine-tuned for (stock: ``auto``);
         packing decodes 30 s windows."""
+        options = self.decode_options(options)
         if options.packing and not options.audio_context:
             return "full"
         return parse_audio_context(options.audio_context or self.audio_context)
@@ -451,6 +462,7 @@ class WhisperASR(ASRModel):
         return self._base().config.max_target_positions - 4
 
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
+        options = self.decode_options(options)
         settings = options.as_dict()
         settings.update(
             audio_context=self.decode_context(options),
@@ -459,6 +471,29 @@ class WhisperASR(ASRModel):
         )
         settings.update(self._ct2.settings() if self._ct2 is not None else {"backend": "torch"})
         return settings
+
+    # --- options --------------------------------------------------------
+    @classmethod
+    def add_decode_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        add_decode_arguments(parser)
+
+    def decode_options(
+        self, shared: DecodeOptions, args: argparse.Namespace | None = None
+    ) -> WhisperDecodeOptions:
+        return decode_options(shared, self.spec.task, args)
+
+    def configure_training(self, options: WhisperTrainOptions) -> None:
+        if options.freeze_cross_kv:
+            self.freeze_cross_attention_kv()
+        self.set_audio_context(options.audio_context, options.consistency_weight)
+
+    def training_setup_warnings(self) -> list[str]:
+        if self.cross_kv_frozen and not self.encoder_frozen():
+            return [
+                "freeze_cross_kv=true with a training (or augmented) encoder: the cross-attention key/value "
+                "projections are frozen but nothing can be cached (use method=decoder or lora.scope=decoder)"
+            ]
+        return []
 
     # --- training -------------------------------------------------------
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -9,9 +10,9 @@ from typing import Literal
 import pytest
 
 from asr.errors import ConfigError
-from asr.models.registry import MODELS
+from asr.models.registry import MODELS, family_class, get_spec
 from asr.train.finetune_config import FinetuneConfig, load_finetune_config
-from asr.typed_config import dump_yaml, load_config
+from asr.typed_config import dump_yaml, load_config, read_yaml
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
@@ -151,7 +152,7 @@ def test_finetune_paths() -> None:
     assert cfg.save_every == cfg.eval_steps
 
 
-SHIPPED = sorted(CONFIGS.glob("*.yaml"))
+SHIPPED = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("_"))  # _*.yaml: shared bases
 
 
 def test_one_lora_and_one_full_config_per_registered_model() -> None:
@@ -177,6 +178,76 @@ def test_shipped_config_parses_and_names_a_registered_model(path: Path) -> None:
     # the Makefile's overrides resolve too
     cfg = load_finetune_config(path, ["data=runs/demo/data", f"output_dir=runs/{path.stem}"])
     assert cfg.resolved_output_dir() == Path(f"runs/{path.stem}")
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_config_numbers_agree_with_the_registry(path: Path) -> None:
+    """Per-model numbers are written in the model's file and must be the registry's; the family
+    accepts the file's model_options."""
+    cfg = load_finetune_config(path)
+    spec = MODELS[cfg.model]
+    assert (cfg.batch_size, cfg.eval_batch_size) == (spec.train_batch_size, spec.eval_batch_size)
+    assert cfg.learning_rate == spec.learning_rate[cfg.method]
+    family_class(spec.family).train_options(cfg.model_options)
+
+
+def test_shipped_configs_state_only_their_differences() -> None:
+    """Each model file holds its deltas; what all of them share lives in a base file."""
+    own = {path.stem: set(read_yaml(path)) - {"base"} for path in SHIPPED}
+    shared = set.intersection(*own.values())
+    assert shared == {"model", "method", "batch_size", "eval_batch_size", "learning_rate"}
+
+
+def test_base_file_chain(tmp_path: Path) -> None:
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "root.yaml").write_text(
+        "lr: 0.5\ninner:\n  r: 4\n  mode: decoder\n", encoding="utf-8"
+    )
+    (tmp_path / "common" / "mid.yaml").write_text("base: root.yaml\nsteps: 3\n", encoding="utf-8")
+    (tmp_path / "run.yaml").write_text("base: common/mid.yaml\ninner:\n  r: 16\n", encoding="utf-8")
+    cfg = load_config(Outer, tmp_path / "run.yaml", ["flag=true"])
+    assert (cfg.lr, cfg.steps, cfg.flag, cfg.inner.r, cfg.inner.mode) == (0.5, 3, True, 16, "decoder")
+    (tmp_path / "common" / "root.yaml").write_text("base: ../run.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="a cycle"):
+        load_config(Outer, tmp_path / "run.yaml")
+    (tmp_path / "lost.yaml").write_text("base: nowhere.yaml\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml: config file not found"):
+        load_config(Outer, tmp_path / "lost.yaml")
+
+
+def test_model_options_are_the_family_s() -> None:
+    cfg = load_finetune_config(
+        None, ["model_options.audio_context=AUTO", "model_options.freeze_cross_kv=true"]
+    )
+    assert cfg.model_options == {"audio_context": "AUTO", "freeze_cross_kv": True}
+    whisper = family_class(get_spec(cfg.model).family)
+    options = whisper.train_options(cfg.model_options)
+    assert (options.audio_context, options.consistency_weight, options.freeze_cross_kv) == ("auto", 0.0, True)
+    with pytest.raises(
+        ConfigError, match="model_options: unknown key 'audio_contxt'; did you mean 'audio_context'"
+    ):
+        whisper.train_options({"audio_contxt": "auto"})
+    with pytest.raises(ConfigError, match="audio_context must be full, auto or seconds"):
+        whisper.train_options({"audio_context": "short"})
+    with pytest.raises(ConfigError, match=r"model_options\.consistency_weight must be >= 0"):
+        whisper.train_options({"consistency_weight": -1})
+    with pytest.raises(ConfigError, match="the funasr family has no options of its own, got audio_context"):
+        family_class("funasr").train_options({"audio_context": "auto"})
+
+
+def test_a_top_level_model_option_points_to_its_new_place(tmp_path: Path) -> None:
+    """Configs from before model_options: refused, naming where the key lives now."""
+    with pytest.raises(ConfigError, match=r"'freeze_cross_kv' is a model option now \(whisper family\).*"
+                       r"model_options.freeze_cross_kv="):  # fmt: skip
+        load_finetune_config(None, ["freeze_cross_kv=true"])
+    old = tmp_path / "old.yaml"
+    old.write_text("model: whisper-small\naudio_context: auto\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(f"{old}: 'audio_context' is a model option now")):
+        load_finetune_config(old)
+    with pytest.raises(
+        ConfigError, match="unknown key 'audio_contxt'"
+    ):  # not an option anywhere: the usual error
+        load_finetune_config(None, ["audio_contxt=auto"])
 
 
 def test_deepspeed_config_is_json() -> None:

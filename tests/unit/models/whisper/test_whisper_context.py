@@ -123,6 +123,7 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
     consistency term; the saved checkpoint decodes at the same context by default."""
     from asr.models import load_model
     from asr.models.spec import DecodeOptions
+    from asr.models.whisper.options import WhisperDecodeOptions
     from tests.model_factory import build
 
     path = build("whisper-tiny", tmp_path / "tiny")
@@ -157,8 +158,8 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
     assert reloaded.audio_context == "auto"
     settings = reloaded.decoding_settings(DecodeOptions())
     assert settings["audio_context"] == "auto"
-    assert reloaded.decoding_settings(DecodeOptions(audio_context="full"))["audio_context"] == "full"
-    texts = reloaded.transcribe(waves, DecodeOptions(audio_context="auto"))
+    assert reloaded.decoding_settings(WhisperDecodeOptions(audio_context="full"))["audio_context"] == "full"
+    texts = reloaded.transcribe(waves, WhisperDecodeOptions(audio_context="auto"))
     assert len(texts) == 2
     # a full-context decode of the short-context model still runs (what a plain pipeline does)
     captured: list[int] = []
@@ -167,7 +168,7 @@ def test_whisper_family_trains_and_records_short_context(tmp_path) -> None:
         lambda _m, args, kwargs: captured.append((args or [kwargs.get("input_features")])[0].shape[-1]),
         with_kwargs=True,
     )
-    assert len(reloaded.transcribe(waves, DecodeOptions(audio_context="full"))) == 2
+    assert len(reloaded.transcribe(waves, WhisperDecodeOptions(audio_context="full"))) == 2
     hook.remove()
     assert captured == [3000]
 
@@ -253,7 +254,7 @@ def test_recorded_context_survives_load_and_save(tmp_path, context: str) -> None
     from tests.model_factory import build
 
     asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
-    configure_model(asr_model, FinetuneConfig(method="lora", audio_context=context))
+    configure_model(asr_model, FinetuneConfig(method="lora", model_options={"audio_context": context}))
     asr_model.save(tmp_path / "checkpoint")
     loaded = load_model(tmp_path / "checkpoint", device="cpu", dtype="fp32")
     assert loaded.audio_context == context

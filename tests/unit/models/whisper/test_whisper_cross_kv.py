@@ -111,8 +111,8 @@ def test_adapted_cross_kv_is_not_cached(tmp_path) -> None:
 
 def test_other_families_refuse_it(tmp_path) -> None:
     asr_model = load_model(build("xlsr-53-zh", tmp_path / "ctc", texts=TEXTS), device="cpu", dtype="fp32")
-    with pytest.raises(ConfigError, match="freeze_cross_kv applies to Whisper only"):
-        asr_model.freeze_cross_attention_kv()
+    with pytest.raises(ConfigError, match="the ctc family has no options of its own, got freeze_cross_kv"):
+        asr_model.train_options({"freeze_cross_kv": True})
 
 
 def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None:
@@ -121,12 +121,12 @@ def test_a_training_encoder_gets_a_warning_not_a_cache(tmp_path, caplog) -> None
 
     asr_model = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     with caplog.at_level("WARNING"):
-        configure_model(asr_model, FinetuneConfig(method="lora", freeze_cross_kv=True))  # scope all
+        configure_model(asr_model, FinetuneConfig(method="lora", model_options={"freeze_cross_kv": True}))  # scope all
     assert "nothing can be cached" in caplog.text
     caplog.clear()
     decoder_only = load_model(build("whisper-tiny", tmp_path / "tiny"), device="cpu", dtype="fp32")
     with caplog.at_level("WARNING"):
-        configure_model(decoder_only, FinetuneConfig(method="decoder", freeze_cross_kv=True))
+        configure_model(decoder_only, FinetuneConfig(method="decoder", model_options={"freeze_cross_kv": True}))
     assert "nothing can be cached" not in caplog.text
 
 

@@ -103,12 +103,12 @@ def tiny_whisper(tmp_path_factory):
 def test_transcribe_packed_returns_one_text_per_clip_in_order(tiny_whisper, monkeypatch) -> None:
     """Windows are decoded with timestamps, singles the ordinary way; texts land at their input index."""
     from asr.models.whisper import packing as whisper_packing
-    from asr.models.spec import DecodeOptions
+    from asr.models.whisper.options import WhisperDecodeOptions
 
     sr = 16000
     rng = np.random.default_rng(0)
     durations = [1.0, 1.5, 29.5, 1.0, 1.0]
-    opts = DecodeOptions(max_tokens_per_second=1.0, min_new_tokens=3)  # a random model talks to its cap
+    opts = WhisperDecodeOptions(max_tokens_per_second=1.0, min_new_tokens=3)  # a random model talks to its cap
     waves = [rng.standard_normal(int(d * sr)).astype(np.float32) * 0.1 for d in durations]
     seen: list[tuple[int, ...]] = []
     real_split = whisper_packing._split_window
