@@ -24,6 +24,7 @@ import yaml
 
 from asr import __version__
 from asr.errors import DataError
+from asr.export import cards
 from asr.export.card_corpus import (
     V2_PROTOCOL,
     data_limitation,
@@ -34,7 +35,6 @@ from asr.export.card_corpus import (
     uses_csmage,
 )
 from asr.io import iter_jsonl
-from asr.models.checkpoint import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
 from asr.report.corpus import UNKNOWN, CorpusInfo, find_corpus
@@ -442,7 +442,7 @@ def _usage_section(info: CardInfo) -> str:
         lines += [
             f"This repository holds a LoRA adapter for `{info.adapter_base}`:",
             "",
-            *python_block(
+            *cards.python_block(
                 "from peft import PeftModel",
                 f"from transformers import {cls}",
                 "",
@@ -450,7 +450,7 @@ def _usage_section(info: CardInfo) -> str:
                 f'model = PeftModel.from_pretrained(base, "{model_id}").merge_and_unload()',
             ),
         ]
-    lines += family.card_usage(model_id, info.ct2_quantization)
+    lines += cards.usage(info.spec.family, model_id, info.ct2_quantization)
     lines += [
         "The reported CER was measured with cs-mage-asr (`asr evaluate --model <this folder>`), which also "
         "applies a hallucination guard (a token cap per second of audio and a repetition stop); "
@@ -468,7 +468,7 @@ def _limitations(family: str, corpus: CorpusInfo) -> str:
         "- Dialect words may lack a standard written form; the corpus's character choices define what "
         "counts as correct, so CER partly measures agreement with its orthography.",
         small_test_split(corpus),
-        *family_class(family).card_limitations(),
+        *cards.limitations(family),
         "- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.",
         "",
     ]

@@ -32,7 +32,7 @@ import torch
 
 from asr.errors import ConfigError, DataError, ModelSourceError
 from asr.models.base import ASRModel
-from asr.models.checkpoint import SAMPLE_RATE, cast_state, python_block, write_marker
+from asr.models.checkpoint import SAMPLE_RATE, cast_state, write_marker
 from asr.models.funasr.checkpoint import (
     NATIVE_WEIGHTS_FILE,
     SAFETENSORS_FILE,
@@ -144,20 +144,6 @@ class FunASRModel(ASRModel):
     @classmethod
     def card_library(cls, adapter: bool) -> str:
         return "funasr"
-
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        return [
-            *python_block(
-                "from funasr import AutoModel",
-                "",
-                'model = AutoModel(model="path/to/this/folder", disable_update=True)',
-                'print(model.generate(input="clip.wav")[0]["text"])',
-            ),
-            "Download the repository first (`huggingface_hub.snapshot_download`); `model.pt` holds the "
-            "weights funasr reads (a plain state dict of tensors), `model.safetensors` the same weights.",
-            "",
-        ]
 
     @property
     def module(self) -> torch.nn.Module:
