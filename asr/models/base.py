@@ -20,6 +20,7 @@ from asr.models.checkpoint import unwrap_peft
 from asr.models.peft_utils import is_peft, merge_lora
 from asr.models.spec import DecodeOptions, ModelSpec
 
+
 class ASRModel(ABC):
     """A loaded speech model: transcribe waveforms, build training batches, save.
 

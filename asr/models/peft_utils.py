@@ -144,4 +144,3 @@ def _record_dtype(config_file: Path, dtype: torch.dtype) -> None:
             changed = True
     if changed:
         config_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-

@@ -18,6 +18,7 @@ import torch
 from transformers import LogitsProcessorList
 
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, guard_tokens, token_caps
+from asr.models.spec import DecodeOptions
 from asr.models.whisper.packing_plan import (
     SAMPLE_RATE,
     Window,
@@ -26,7 +27,6 @@ from asr.models.whisper.packing_plan import (
     segments_from_tokens,
     split_segments,
 )
-from asr.models.spec import DecodeOptions
 
 if TYPE_CHECKING:
     from asr.models.whisper.model import WhisperASR
