@@ -11,18 +11,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from transformers import (
-    GenerationConfig,
-    LogitsProcessorList,
-    WhisperForConditionalGeneration,
-    WhisperProcessor,
-)
-from transformers.modeling_outputs import BaseModelOutput
+from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from asr.io import read_json, write_text
 from asr.models.base import ASRModel
 from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, unwrap_peft
-from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
+from asr.models.guard import cut_repetition, token_caps
 from asr.models.peft_utils import (
     apply_lora,
     is_peft,
@@ -51,7 +45,8 @@ from asr.models.whisper.cross_kv import (
     placeholder_encoder_output,
     project_cross_kv,
 )
-from asr.models.whisper.packing import generate_kwargs
+from asr.models.whisper.decoding import DecodeLimits, Prompt, TorchWhisperDecoder, WhisperDecoder
+from asr.models.whisper.packing import transcribe_packed, unpacked
 
 log = logging.getLogger(__name__)
 
@@ -319,13 +314,24 @@ class WhisperASR(ASRModel):
             merged = merge_lora(self.model, copy=True, dtype=torch.float32, device="cpu")
         return merged.eval()
 
-    def _prompt(self, options: DecodeOptions) -> list[int]:
+    def _prompt(self, options: DecodeOptions) -> Prompt:
         tok = self.processor.tokenizer
         names = ["<|startoftranscript|>"]
         if options.language:
             names.append(f"<|{options.language}|>")
-        names += [f"<|{options.task}|>", "<|notimestamps|>"]
-        return tok.convert_tokens_to_ids(names)
+        names.append(f"<|{options.task}|>")
+        ids = tuple(tok.convert_tokens_to_ids(names))
+        return Prompt(options.language, options.task, ids, tok.convert_tokens_to_ids("<|notimestamps|>"))
+
+    def decoder(self) -> WhisperDecoder:
+        """The backend :meth:`set_backend` chose: CTranslate2, else transformers."""
+        return self._ct2 if self._ct2 is not None else TorchWhisperDecoder(self.model, self._base())
+
+    def decoder_features(self, waves: list[np.ndarray], frames: int = FULL_CONTEXT_FRAMES) -> Any:
+        """Log-mel as :meth:`decoder` takes it: numpy for CTranslate2, a tensor on the model's device."""
+        if self._ct2 is not None:
+            return self.log_mel(waves, frames, return_tensors="np")
+        return self.features(waves, frames)
 
     @torch.inference_mode()
     def transcribe(
@@ -333,42 +339,15 @@ class WhisperASR(ASRModel):
     ) -> list[str]:
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
-            from asr.models.whisper.packing import transcribe_packed, unpacked
-
             return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
         frames = audio_context_frames(durations, self.decode_context(options))
-        if self._ct2 is not None:
-            seqs = self._ct2.generate(
-                self.log_mel(waves, frames, return_tensors="np"),
-                self._prompt(options),
-                options,
-                durations,
-                self.max_new_tokens(),
-            )
-            return [
-                self.processor.tokenizer.decode(self._text_tokens(s), skip_special_tokens=True) for s in seqs
-            ]
-        gen_kwargs = generate_kwargs(options, return_timestamps=False)
-        max_new = self.max_new_tokens()
-        processors = LogitsProcessorList()
-        if options.guard:
-            caps = [min(c, max_new) for c in token_caps(durations, options)]
-            eos = self._base().generation_config.eos_token_id
-            processors.append(GuardLogitsProcessor(caps, eos, options, options.beam_size))
-            max_new = max(caps)
-        feats = self.features(waves, frames)
-        if frames < FULL_CONTEXT_FRAMES:  # transformers' encoder takes 30 s only
-            hidden = encode(self._base().model.encoder, feats)
-            gen_kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=hidden)
-        else:
-            gen_kwargs["input_features"] = feats
-        out = self.model.generate(
-            max_new_tokens=max_new,
-            logits_processor=processors,
-            **gen_kwargs,
+        cap = self.max_new_tokens()
+        caps = [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(waves)
+        seqs = self.decoder().generate(
+            self.decoder_features(waves, frames), self._prompt(options), DecodeLimits.of(caps, options), False
         )
         texts = []
-        for seq in out.tolist():
+        for seq in seqs:
             if options.guard:
                 seq = cut_repetition(self._text_tokens(seq), options.repeat_limit, options.repeat_max_period)
             texts.append(self.processor.tokenizer.decode(seq, skip_special_tokens=True))
