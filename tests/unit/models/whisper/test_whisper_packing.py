@@ -102,8 +102,8 @@ def tiny_whisper(tmp_path_factory):
 
 def test_transcribe_packed_returns_one_text_per_clip_in_order(tiny_whisper, monkeypatch) -> None:
     """Windows are decoded with timestamps, singles the ordinary way; texts land at their input index."""
-    from asr.models.whisper import packing as whisper_packing
     from asr.models.spec import DecodeOptions
+    from asr.models.whisper import packing as whisper_packing
 
     sr = 16000
     rng = np.random.default_rng(0)
