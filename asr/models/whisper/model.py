@@ -314,7 +314,8 @@ class WhisperASR(ASRModel):
             merged = merge_lora(self.model, copy=True, dtype=torch.float32, device="cpu")
         return merged.eval()
 
-    def _prompt(self, options: DecodeOptions) -> Prompt:
+    def decode_prompt(self, options: DecodeOptions) -> Prompt:
+        """The start-of-transcript prompt of ``options`` (language, task) for :meth:`decoder`."""
         tok = self.processor.tokenizer
         names = ["<|startoftranscript|>"]
         if options.language:
@@ -344,7 +345,10 @@ class WhisperASR(ASRModel):
         cap = self.max_new_tokens()
         caps = [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(waves)
         seqs = self.decoder().generate(
-            self.decoder_features(waves, frames), self._prompt(options), DecodeLimits.of(caps, options), False
+            self.decoder_features(waves, frames),
+            self.decode_prompt(options),
+            DecodeLimits.of(caps, options),
+            timestamps=False,
         )
         texts = []
         for seq in seqs:

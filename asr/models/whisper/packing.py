@@ -107,7 +107,10 @@ def transcribe_packed(
     caps = window_caps(capped, options, asr_model.max_new_tokens())
     packed = [pack(waves, w) for w in multi]
     seqs = asr_model.decoder().generate(
-        asr_model.decoder_features(packed), asr_model._prompt(options), DecodeLimits.of(caps, options), True
+        asr_model.decoder_features(packed),
+        asr_model.decode_prompt(options),
+        DecodeLimits.of(caps, options),
+        timestamps=True,
     )
     ids = _token_ids(asr_model)
     for w, seq in zip(multi, seqs, strict=True):
