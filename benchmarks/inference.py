@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
 
     from asr.models.sources import resolve
-    from asr.models.whisper.ct2_import import resolve_ct2_source
+    from asr.models.whisper.ct2_source import resolve_ct2_source
 
     manifest = args.manifest
     if manifest is None:

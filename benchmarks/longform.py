@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     from asr.models.sources import resolve
-    from asr.models.whisper.ct2_import import resolve_ct2_source
+    from asr.models.whisper.ct2_source import resolve_ct2_source
 
     check_writable(args)
     torch.set_num_threads(args.threads)

@@ -18,13 +18,8 @@ from pathlib import Path
 
 from asr.errors import ASRError
 from asr.models.sources import models_dir
-from asr.models.whisper.ct2_import import (
-    MARKER,
-    PYPI_WHISPER_BASE,
-    import_ct2,
-    is_complete_import,
-    resolve_ct2_source,
-)
+from asr.models.whisper.ct2_import import MARKER, import_ct2, is_complete_import
+from asr.models.whisper.ct2_source import PYPI_WHISPER_BASE, resolve_ct2_source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from asr import __version__
 from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
+from asr.export import cards
 from asr.export.card_corpus import (
     V2_PROTOCOL,
     data_limitation,
@@ -31,7 +32,6 @@ from asr.export.card_corpus import (
     training_data_section,
     uses_csmage,
 )
-from asr.models.checkpoint import python_block
 from asr.models.registry import family_class
 from asr.models.spec import ModelSpec
 from asr.run_dir import CONFIG_FILE, CURVE_FILE, SUMMARY_FILE, TEST_METRICS_FILE, RunDir
@@ -402,7 +402,7 @@ def _usage_section(info: CardInfo) -> str:
         lines += [
             f"This repository holds a LoRA adapter for `{info.adapter_base}`:",
             "",
-            *python_block(
+            *cards.python_block(
                 "from peft import PeftModel",
                 f"from transformers import {cls}",
                 "",
@@ -410,7 +410,7 @@ def _usage_section(info: CardInfo) -> str:
                 f'model = PeftModel.from_pretrained(base, "{model_id}").merge_and_unload()',
             ),
         ]
-    lines += family.card_usage(model_id, info.ct2_quantization)
+    lines += cards.usage(info.spec.family, model_id, info.ct2_quantization)
     lines += [
         "The reported CER was measured with cs-mage-asr (`asr evaluate --model <this folder>`), which also "
         "applies a hallucination guard (a token cap per second of audio and a repetition stop); "
@@ -428,7 +428,7 @@ def _limitations(family: str, corpus: CorpusInfo) -> str:
         "- Dialect words may lack a standard written form; the corpus's character choices define what "
         "counts as correct, so CER partly measures agreement with its orthography.",
         small_test_split(corpus),
-        *family_class(family).card_limitations(),
+        *cards.limitations(family),
         "- Not evaluated for fairness across speakers, ages or genders; not for high-stakes use.",
         "",
     ]

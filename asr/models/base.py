@@ -2,7 +2,7 @@
 
 Everything outside ``asr/models/<family>/`` (data, batching, scoring, training
 loop glue, export, the model card) talks to models only through :class:`ASRModel`.
-Facts needed before any weights load (card text, CTranslate2 support, checkpoint
+Facts needed before any weights load (card metadata, CTranslate2 support, checkpoint
 checks) are class-level, reachable through ``asr.models.registry.family_class``.
 """
 
@@ -28,6 +28,7 @@ from asr.typed_config import from_dict
 @dataclasses.dataclass
 class NoOptions:
     """The training options of a family that has none of its own."""
+
 
 
 
@@ -121,21 +122,11 @@ class ASRModel(ABC):
         """Convert an exported folder to CTranslate2 (only where :attr:`supports_ct2`)."""
         raise ModelSourceError(f"the {cls.family} family has no CTranslate2 conversion")
 
-    # --- model card -----------------------------------------------------
+    # --- model card (the text is asr.export.cards') -----------------------
     @classmethod
     def card_library(cls, adapter: bool) -> str:
         """The Hub ``library_name`` of an export (``adapter``: a peft adapter)."""
         return "peft" if adapter else "transformers"
-
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        """Markdown lines showing how to run the exported model."""
-        return []
-
-    @classmethod
-    def card_limitations(cls) -> list[str]:
-        """Family-specific bullet points for the card's limitations section."""
-        return []
 
     # --- the family's own options --------------------------------------
     # Decoding: a DecodeOptions subclass with the family's fields (metrics.json records them all).

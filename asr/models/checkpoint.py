@@ -23,15 +23,6 @@ def unwrap_peft(module: torch.nn.Module) -> torch.nn.Module:
     return module.get_base_model() if hasattr(module, "get_base_model") else module
 
 
-def python_block(*code: str) -> list[str]:
-    """Markdown lines of a fenced Python block (for model cards), then a blank line.
-
-    >>> python_block("import asr")
-    ['```python', 'import asr', '```', '']
-    """
-    return ["```python", *code, "```", ""]
-
-
 _SAFETENSORS_DTYPES = {
     "F32": torch.float32,
     "F16": torch.float16,

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from asr.models.checkpoint import cast_state, python_block, write_marker
+from asr.models.checkpoint import cast_state, write_marker
 from asr.models.sources import resolve
 from asr.models.spec import ModelSpec
 
@@ -144,13 +144,3 @@ def _record_dtype(config_file: Path, dtype: torch.dtype) -> None:
             changed = True
     if changed:
         config_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def pipeline_usage(model_id: str, call: str) -> list[str]:
-    """Model-card lines: load ``model_id`` in a transformers ASR pipeline, then ``call`` it."""
-    return python_block(
-        "from transformers import pipeline",
-        "",
-        f'asr = pipeline("automatic-speech-recognition", model="{model_id}")',
-        call,
-    )

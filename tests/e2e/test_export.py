@@ -423,9 +423,9 @@ def test_card_ct2_short_context_recipe_runs(merged_export, waves, tmp_path, monk
     import huggingface_hub
     import soundfile as sf
 
+    from asr.export.cards.whisper import CT2_SHORT_CONTEXT_USAGE
     from asr.models import load_model
     from asr.models.spec import DecodeOptions
-    from asr.models.whisper.model import CT2_SHORT_CONTEXT_USAGE
 
     copy = tmp_path / "export"
     shutil.copytree(merged_export, copy)

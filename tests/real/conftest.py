@@ -13,15 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from asr.models.whisper.ct2_import import (
-    MARKER,
-    PYPI_WHISPER_BASE,
-    asr_home,
-    converter_id,
-    import_ct2,
-    is_complete_import,
-    resolve_ct2_source,
-)
+from asr.io import asr_home
+from asr.models.whisper.ct2_import import MARKER, converter_id, import_ct2, is_complete_import
+from asr.models.whisper.ct2_source import PYPI_WHISPER_BASE, resolve_ct2_source
 
 log = logging.getLogger(__name__)
 

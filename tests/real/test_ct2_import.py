@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from asr.cli import main as cli_main
-from asr.models.whisper.ct2_import import PYPI_WHISPER_BASE, read_ct2_model
+from asr.models.whisper.ct2_reader import read_ct2_model
+from asr.models.whisper.ct2_source import PYPI_WHISPER_BASE
 
 pytestmark = pytest.mark.real
 ctranslate2 = pytest.importorskip(

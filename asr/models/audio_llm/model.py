@@ -24,7 +24,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoProcessor, LogitsProcessorLi
 from asr.errors import ConfigError, ModelSourceError
 from asr.models.audio_llm import prompts
 from asr.models.base import ASRModel
-from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, python_block, unwrap_peft
+from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, unwrap_peft
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
 from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
 from asr.models.registry import LLM_LORA_TARGETS
@@ -97,27 +97,6 @@ class AudioLLMASR(ASRModel):
     @property
     def module(self) -> torch.nn.Module:
         return self.model
-
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        return [
-            *python_block(
-                "import soundfile as sf",
-                "from transformers import AutoModelForSeq2SeqLM, AutoProcessor",
-                "",
-                f'processor = AutoProcessor.from_pretrained("{model_id}")',
-                f'model = AutoModelForSeq2SeqLM.from_pretrained("{model_id}")',
-                'audio, rate = sf.read("clip.wav", dtype="float32")  # 16 kHz mono',
-                'inputs = processor.apply_transcription_request(audio)  # Qwen3-ASR: language="zh" forces Chinese',
-                "out = model.generate(**inputs, do_sample=False)",
-                'text = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)',
-                'print(text.rpartition("<asr_text>")[2].strip())  # Qwen3-ASR writes "language X<asr_text>" first',
-            ),
-        ]
-
-    @classmethod
-    def card_limitations(cls) -> list[str]:
-        return ["- LLM decoders can loop or run on past the speech; feed single utterances."]
 
     # --- inference ------------------------------------------------------
     def inputs(

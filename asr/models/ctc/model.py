@@ -33,7 +33,7 @@ from asr.models.ctc.vocab import (
     text_ids,
 )
 from asr.models.ctc.vocab import unknown_characters as _unknown_characters
-from asr.models.peft_utils import apply_lora, load_with_adapter, pipeline_usage, save_model_dir
+from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
 from asr.models.registry import ATTENTION_LORA_TARGETS, MODELS
 from asr.models.sources import detect_family
 from asr.models.spec import DecodeOptions, ModelSpec
@@ -137,14 +137,6 @@ class CTCASR(ASRModel):
 
     def _base(self) -> torch.nn.Module:
         return unwrap_peft(self.model)
-
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        return [
-            *pipeline_usage(model_id, 'print(asr("clip.wav")["text"])'),
-            "Greedy CTC decoding over a character vocabulary; no language model.",
-            "",
-        ]
 
     @property
     def module(self) -> torch.nn.Module:

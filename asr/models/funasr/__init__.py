@@ -1,1 +1,2 @@
-"""The funasr family (Paraformer, SenseVoice): model and checkpoint reader."""
+"""The funasr family: the shared base (:mod:`.model`), :mod:`.paraformer`, :mod:`.sensevoice`,
+and the checkpoint reader/writer (:mod:`.checkpoint`)."""

@@ -1,11 +1,13 @@
-"""funasr family: Paraformer (non-autoregressive) and SenseVoice-Small (CTC with rich tags).
+"""funasr family: the shared base of Paraformer (non-autoregressive, :mod:`.paraformer`) and
+SenseVoice-Small (CTC with rich tags, :mod:`.sensevoice`).
 
 Models are built from ``config.yaml`` through funasr's class registry (not ``AutoModel``, which
 resets seeds, changes the torch thread count and forces batch size 1 on CPU), so the torch
 module, tokenizer and frontend stay at hand. Decoding is greedy and batched on fbank features
 computed here without dither (funasr's ``WavFrontend`` dithers by default, which makes its
 output random). SenseVoice keeps its ``<|zh|><|NEUTRAL|><|Speech|><|woitn|>`` prefix in the raw
-text; :meth:`FunASRModel.clean_prediction` removes it.
+text; :meth:`FunASRModel.clean_prediction` removes it. :meth:`FunASRModel.load` picks the class
+from the model config.yaml names (:data:`IMPLEMENTATIONS`); saved folders are the same for both.
 
 ``save`` merges LoRA adapters into the weights: every saved directory is a complete funasr
 model (``config.yaml``, ``tokens.json`` or ``bpe.model``, ``am.mvn``, ``model.safetensors``);
@@ -20,6 +22,7 @@ funasr's ``AutoModel`` additionally needs ``model.pt``, see
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import re
 from collections import Counter
@@ -32,7 +35,7 @@ import torch
 
 from asr.errors import ConfigError, DataError, ModelSourceError
 from asr.models.base import ASRModel
-from asr.models.checkpoint import SAMPLE_RATE, cast_state, python_block, write_marker
+from asr.models.checkpoint import SAMPLE_RATE, cast_state, write_marker
 from asr.models.funasr.checkpoint import (
     NATIVE_WEIGHTS_FILE,
     SAFETENSORS_FILE,
@@ -51,13 +54,16 @@ from asr.text.normalize import normalize, strip_model_tags
 log = logging.getLogger(__name__)
 
 TRAINABLE_CLASSES = ("Paraformer", "SenseVoiceSmall")
-SENSEVOICE_LANGUAGES = ("auto", "zh", "en", "yue", "ja", "ko", "nospeech")
+# the funasr class of config.yaml (or a subclass of it) -> the class that runs it, as "module:Class"
+IMPLEMENTATIONS = {
+    "SenseVoiceSmall": "asr.models.funasr.sensevoice:SenseVoiceASR",
+    "Paraformer": "asr.models.funasr.paraformer:ParaformerASR",
+}
 BATCH_KEYS = ("speech", "speech_lengths", "text", "text_lengths")  # what funasr's forward takes
 MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to it
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 _CJK_GAP = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
-_RUNS = re.compile(rf"[{_CJK}]+|[0-9a-z]+")
 
 
 def clean_funasr_text(text: str) -> str:
@@ -70,7 +76,11 @@ def clean_funasr_text(text: str) -> str:
 
 
 class FunASRModel(ASRModel):
-    """A funasr Paraformer or SenseVoiceSmall behind :class:`ASRModel`."""
+    """A funasr model behind :class:`ASRModel`: what Paraformer and SenseVoiceSmall share.
+
+    Subclasses decode (:meth:`_decode`), name their decoder (:meth:`decoding_settings`) and
+    turn transcripts into training targets (:meth:`text_ids`, :meth:`_label_prefix`).
+    """
 
     family: ClassVar[str] = "funasr"
     default_lora_targets: ClassVar[tuple[str, ...]] = SANM_LORA_TARGETS
@@ -93,13 +103,13 @@ class FunASRModel(ASRModel):
         self.frontend = frontend  # as configured (training features; may dither)
         self.infer_frontend = _without_dither(frontend, files.frontend_conf, tables)
         self.files = files
-        self.kind = "sensevoice" if type(net).__name__ == "SenseVoiceSmall" else "paraformer"
         self._peft: torch.nn.Module | None = None
         self._specaug_off: torch.nn.Module | None = None  # config.yaml's SpecAugment while disabled
 
     # --- loading / saving -------------------------------------------------
     @classmethod
     def load(cls, path: Path, spec: ModelSpec, device: torch.device, dtype: torch.dtype) -> FunASRModel:
+        """The model in ``path`` as the class that runs its network (:meth:`implementation`)."""
         files = read_model_dir(path)
         model_class(files)
         if files.weights is None:
@@ -108,10 +118,20 @@ class FunASRModel(ASRModel):
         state = load_state(files.weights)
         apply_state(net, state, files.weights)
         net.to(device=device, dtype=dtype).eval()
-        loaded = cls(net, tokenizer, frontend, files, spec, device, dtype)
+        loaded = cls.implementation(net)(net, tokenizer, frontend, files, spec, device, dtype)
         stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
         loaded.save_dtype = stored or torch.float32
         return loaded
+
+    @staticmethod
+    def implementation(net: torch.nn.Module) -> type[FunASRModel]:
+        """The class that runs ``net``: the first of :data:`IMPLEMENTATIONS` whose funasr class it is."""
+        tables = funasr_tables()
+        for name, target in IMPLEMENTATIONS.items():
+            if isinstance(net, tables.model_classes[name]):
+                module, _, cls = target.partition(":")
+                return getattr(importlib.import_module(module), cls)
+        raise ModelSourceError(f"{type(net).__name__} is not a funasr class this toolkit runs")
 
     def save(self, out_dir: Path) -> None:
         """Write a complete funasr directory (LoRA merged into the weights) plus our marker.
@@ -145,20 +165,6 @@ class FunASRModel(ASRModel):
     def card_library(cls, adapter: bool) -> str:
         return "funasr"
 
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        return [
-            *python_block(
-                "from funasr import AutoModel",
-                "",
-                'model = AutoModel(model="path/to/this/folder", disable_update=True)',
-                'print(model.generate(input="clip.wav")[0]["text"])',
-            ),
-            "Download the repository first (`huggingface_hub.snapshot_download`); `model.pt` holds the "
-            "weights funasr reads (a plain state dict of tensors), `model.safetensors` the same weights.",
-            "",
-        ]
-
     @property
     def module(self) -> torch.nn.Module:
         return self._peft if self._peft is not None else self.net
@@ -190,11 +196,13 @@ class FunASRModel(ASRModel):
             device = self.param_device
             feats, lens = feats.to(device, self.param_dtype), lens.to(device)
             with self._half_precision():
-                if self.kind == "sensevoice":
-                    return self._decode_sensevoice(feats, lens, sensevoice_language(options.language))
-                return self._decode_paraformer(feats, lens)
+                return self._decode(feats, lens, options)
         finally:
             self.net.train(was_training)
+
+    def _decode(self, feats: torch.Tensor, lens: torch.Tensor, options: DecodeOptions) -> list[str]:
+        """Greedy texts of a batch of features (on the module's device) and their lengths."""
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def _half_precision(self) -> Iterator[None]:
@@ -231,53 +239,9 @@ class FunASRModel(ASRModel):
             if predictor is not None:
                 del predictor.forward
 
-    def _decode_paraformer(self, feats: torch.Tensor, lens: torch.Tensor) -> list[str]:
-        from funasr.utils.postprocess_utils import sentence_postprocess
-
-        net = self.net
-        enc, enc_lens = net.encode(feats, lens)
-        if isinstance(enc, tuple):
-            enc = enc[0]
-        embeds, n_tokens = net.calc_predictor(enc, enc_lens)[:2]
-        n_tokens = n_tokens.round().long()
-        if int(n_tokens.max()) < 1:
-            return [""] * len(feats)
-        logits = net.cal_decoder_with_predictor(enc, enc_lens, embeds, n_tokens)[0]
-        drop = {net.sos, net.eos, net.blank_id}
-        texts = []
-        for row, n in zip(logits, n_tokens.tolist(), strict=True):
-            ids = [t for t in row[:n].argmax(dim=-1).tolist() if t not in drop]
-            tokens = self.tokenizer.ids2tokens(ids)
-            if hasattr(self.tokenizer, "bpemodel"):
-                texts.append(self.tokenizer.tokens2text(tokens))
-            else:
-                texts.append(sentence_postprocess(tokens)[0])
-        return texts
-
-    def _decode_sensevoice(self, feats: torch.Tensor, lens: torch.Tensor, language: str) -> list[str]:
-        keys = [f"utt{i}" for i in range(len(feats))]
-        results, _ = self.net.inference(
-            data_in=feats,
-            data_lengths=lens.clone(),  # SenseVoice adds its 4 query frames in place
-            key=keys,
-            tokenizer=self.tokenizer,
-            frontend=self.infer_frontend,
-            data_type="fbank",
-            device=feats.device,
-            language=language,
-            use_itn=False,
-        )
-        return [r["text"] for r in results]
-
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         settings = options.as_dict()
         settings.update(beam_size=1, guard=False, task="transcribe", dither=0.0)
-        if self.kind == "sensevoice":
-            settings.update(
-                decoder="ctc-greedy", language=sensevoice_language(options.language), use_itn=False
-            )
-        else:
-            settings.update(decoder="paraformer-nar-greedy", language=None)
         return settings
 
     def clean_prediction(self, text: str) -> str:
@@ -346,33 +310,11 @@ class FunASRModel(ASRModel):
 
     def text_ids(self, text: str) -> list[int]:
         """Token ids of the normalized transcript (no language/emotion prefix)."""
-        norm = normalize(text)
-        if self.kind == "sensevoice":
-            ids = self.tokenizer.encode(norm)
-            blank = self.net.blank_id  # an unknown character must not become a CTC blank target
-            return [i for i in ids if i != blank]
-        # CharTokenizer with a seg_dict looks words up whole: keep CJK and latin runs apart
-        return list(self.tokenizer.encode(" ".join(_RUNS.findall(norm))))
+        raise NotImplementedError
 
-    def _sensevoice_prefix(self) -> list[int]:
-        language = sensevoice_language(self.spec.language)
-        if language in ("auto", "nospeech"):
-            raise ConfigError(
-                f"SenseVoice training needs the transcripts' language (zh, yue, en, ja, ko), not {language!r}"
-            )
-        tags = (f"<|{language}|>", "<|NEUTRAL|>", "<|Speech|>", "<|woitn|>")  # funasr's dataset defaults
-        ids = []
-        for tag in tags:
-            encoded = [i for i in self.tokenizer.encode(tag) if i != _sentencepiece_space(self.tokenizer)]
-            if len(encoded) != 1:
-                raise ModelSourceError(f"{self.files.path}: the tokenizer has no single token for {tag}")
-            ids.append(encoded[0])
-        if ids[3] not in self.net.textnorm_int_dict:
-            raise ModelSourceError(
-                f"{self.files.path}: <|woitn|> is token {ids[3]}, but SenseVoiceSmall expects one of "
-                f"{sorted(self.net.textnorm_int_dict)}; tokenizer and model do not match"
-            )
-        return ids
+    def _label_prefix(self) -> list[int]:
+        """Token ids every training target starts with (none by default)."""
+        return []
 
     def collate(self, waves: list[np.ndarray], texts: list[str]) -> dict[str, torch.Tensor]:
         self._require_trainable()
@@ -381,7 +323,7 @@ class FunASRModel(ASRModel):
                 f"a training batch needs waveforms and transcripts: got {len(waves)} and {len(texts)}"
             )
         speech, speech_lengths = self.features(waves, frontend=self.frontend)
-        prefix = self._sensevoice_prefix() if self.kind == "sensevoice" else []
+        prefix = self._label_prefix()
         ids = [prefix + self.text_ids(t) for t in texts]
         width = max(1, max(len(i) for i in ids))
         text = torch.full((len(ids), width), self.net.ignore_id, dtype=torch.long)
@@ -413,7 +355,7 @@ class FunASRModel(ASRModel):
         return {ch: n for ch, n in sorted(counts.items()) if not self._can_emit(ch)}
 
     def _can_emit(self, ch: str) -> bool:
-        ids = [i for i in self.tokenizer.encode(ch) if i != _sentencepiece_space(self.tokenizer)]
+        ids = [i for i in self.tokenizer.encode(ch) if i != sentencepiece_space(self.tokenizer)]
         return bool(ids) and _unk_id(self.tokenizer) not in ids and self.net.blank_id not in ids
 
 
@@ -521,20 +463,12 @@ def _as_wave(wave: np.ndarray, index: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def sensevoice_language(language: str | None) -> str:
-    """SenseVoice's language key for a decode/training language (``None`` -> ``auto``)."""
-    lang = (language or "auto").lower()
-    if lang not in SENSEVOICE_LANGUAGES:
-        raise ConfigError(f"SenseVoice language {language!r} is not one of {', '.join(SENSEVOICE_LANGUAGES)}")
-    return lang
-
-
 def _unk_id(tokenizer: Any) -> int | None:
     sp = getattr(tokenizer, "sp", None)
     return sp.unk_id() if sp is not None else getattr(tokenizer, "unk_id", None)
 
 
-def _sentencepiece_space(tokenizer: Any) -> int | None:
+def sentencepiece_space(tokenizer: Any) -> int | None:
     """Id of a bare ``▁`` piece (sentencepiece's dummy prefix), which is not a character."""
     sp = getattr(tokenizer, "sp", None)
     if sp is None:

@@ -14,12 +14,13 @@ libraries. Without the CUDA 12 ones on the library path a GPU run stops with a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from asr.errors import ASRError, ConfigError
 from asr.io import asr_home
-from asr.models.guard import guard_tokens, token_caps
-from asr.models.spec import DecodeOptions
+from asr.models.guard import guard_tokens
+from asr.models.whisper.decoding import DecodeLimits, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,18 @@ def cuda_runtime_error(err: BaseException, device: str) -> ConfigError | None:
     )
 
 
+@contextlib.contextmanager
+def cuda_errors_explained(device: str) -> Iterator[None]:
+    """Re-raise CTranslate2's failure to load its CUDA 12 libraries as :func:`cuda_runtime_error`."""
+    try:
+        yield
+    except (RuntimeError, OSError) as err:
+        clear = cuda_runtime_error(err, device)
+        if clear is not None:
+            raise clear from err
+        raise
+
+
 def _model_type(model_dir: Path) -> str:
     config = model_dir / "config.json"
     if not config.is_file():
@@ -158,7 +171,8 @@ def convert_checkpoint(
 
 
 class CT2WhisperEngine:
-    """Batched greedy/beam decoding of Whisper log-mel features with CTranslate2.
+    """Batched greedy/beam decoding of Whisper log-mel features with CTranslate2 (a
+    :class:`~asr.models.whisper.decoding.WhisperDecoder`).
 
     ``hf_dir``: the transformers checkpoint to convert (when not cached yet). ``key``: the
     cache key (default: the content of ``hf_dir``). ``write_hf``: instead of ``hf_dir``, writes
@@ -196,7 +210,7 @@ class CT2WhisperEngine:
                     write_hf(Path(tmp))
                     convert_checkpoint(Path(tmp), out, self.compute_type)
         self.path = out
-        try:
+        with cuda_errors_explained(f"{device_type}:{self.device_index}"):
             self.model = ctranslate2.models.Whisper(
                 str(out),
                 device=device_type,
@@ -204,42 +218,28 @@ class CT2WhisperEngine:
                 compute_type=self.compute_type,
                 intra_threads=threads or (os.cpu_count() or 1),
             )
-        except (RuntimeError, OSError) as err:
-            clear = cuda_runtime_error(err, f"{device_type}:{self.device_index}")
-            if clear is not None:
-                raise clear from err
-            raise
 
     def generate(
-        self,
-        features: np.ndarray,
-        prompt: list[int],
-        options: DecodeOptions,
-        durations: list[float],
-        cap: int,
+        self, features: np.ndarray, prompt: Prompt, limits: DecodeLimits, timestamps: bool
     ) -> list[list[int]]:
+        """:class:`~asr.models.whisper.decoding.WhisperDecoder` on CTranslate2: Whisper's timestamp
+        rules apply when the prompt lacks ``<|notimestamps|>``; the guard cuts each greedy result."""
         import ctranslate2
 
-        caps = (
-            [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(durations)
-        )
-        try:  # cuBLAS/cuDNN may load only at the first GPU computation
+        tokens = prompt.tokens(timestamps)
+        # cuBLAS/cuDNN may load only at the first GPU computation
+        with cuda_errors_explained(f"{self.device}:{self.device_index}"):
             results = self.model.generate(
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32)),
-                [prompt] * len(durations),
-                beam_size=options.beam_size,
-                max_length=len(prompt) + max(caps),
+                [tokens] * len(features),
+                beam_size=limits.beam_size,
+                max_length=len(tokens) + max(limits.caps),
                 suppress_blank=True,
                 suppress_tokens=[-1],
             )
-        except (RuntimeError, OSError) as err:
-            clear = cuda_runtime_error(err, f"{self.device}:{self.device_index}")
-            if clear is not None:
-                raise clear from err
-            raise
         seqs = [r.sequences_ids[0] for r in results]
-        if options.guard:
-            return [guard_tokens(s, c, options) for s, c in zip(seqs, caps, strict=True)]
+        if limits.guard is not None:
+            return [guard_tokens(s, c, limits.guard) for s, c in zip(seqs, limits.caps, strict=True)]
         return seqs
 
     def settings(self) -> dict[str, Any]:

@@ -12,24 +12,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from transformers import (
-    GenerationConfig,
-    LogitsProcessorList,
-    WhisperForConditionalGeneration,
-    WhisperProcessor,
-)
-from transformers.modeling_outputs import BaseModelOutput
+from transformers import GenerationConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from asr.io import read_json, write_text
 from asr.models.base import ASRModel
-from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, python_block, unwrap_peft
-from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
+from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, unwrap_peft
+from asr.models.guard import cut_repetition, token_caps
 from asr.models.peft_utils import (
     apply_lora,
     is_peft,
     load_with_adapter,
     merge_lora,
-    pipeline_usage,
     save_model_dir,
 )
 from asr.models.registry import ATTENTION_LORA_TARGETS
@@ -53,13 +46,14 @@ from asr.models.whisper.cross_kv import (
     placeholder_encoder_output,
     project_cross_kv,
 )
+from asr.models.whisper.decoding import DecodeLimits, Prompt, TorchWhisperDecoder, WhisperDecoder
 from asr.models.whisper.options import (
     WhisperDecodeOptions,
     WhisperTrainOptions,
     add_decode_arguments,
     decode_options,
 )
-from asr.models.whisper.packing import generate_kwargs
+from asr.models.whisper.packing import transcribe_packed, unpacked
 
 log = logging.getLogger(__name__)
 
@@ -159,27 +153,6 @@ def half_for_cache(hidden: torch.Tensor) -> torch.Tensor:
     return hidden.to("cpu", torch.bfloat16)
 
 
-# The model card's recipe for decoding the CTranslate2 copy at the recorded audio context
-# (whisper_context.audio_context_frames for one clip), with no cs-mage-asr code.
-CT2_SHORT_CONTEXT_USAGE = """import json, math
-import ctranslate2, numpy as np, soundfile as sf
-from huggingface_hub import snapshot_download
-from transformers import WhisperProcessor
-
-path = snapshot_download("{model_id}", allow_patterns=["ct2/*", "*.json"])
-context = json.load(open(f"{{path}}/generation_config.json")).get("audio_context", "auto")
-audio, rate = sf.read("clip.wav", dtype="float32")  # 16 kHz mono
-floor = 30.0 if context == "full" else 10.0 if context == "auto" else float(context)
-seconds = min(30.0, max(floor, 5 * math.ceil((len(audio) / rate + 1) / 5)))
-processor = WhisperProcessor.from_pretrained(path)
-features = processor.feature_extractor(audio, sampling_rate=rate, return_tensors="np").input_features
-features = np.ascontiguousarray(features[:, :, : round(seconds * 100)])
-model = ctranslate2.models.Whisper(f"{{path}}/ct2", compute_type="int8")
-prompt = ["<|startoftranscript|>", "<|zh|>", "<|transcribe|>", "<|notimestamps|>"]
-result = model.generate(ctranslate2.StorageView.from_array(features), [prompt], beam_size=1)
-print(processor.tokenizer.decode(result[0].sequences_ids[0], skip_special_tokens=True))"""
-
-
 class WhisperASR(ASRModel):
     """Whisper through transformers. Language/task go through the generation config."""
 
@@ -262,45 +235,6 @@ class WhisperASR(ASRModel):
         from asr.models.whisper.ct2 import convert_checkpoint
 
         return convert_checkpoint(model_dir, out_dir, quantization, require_files=True)
-
-    # --- model card -------------------------------------------------------
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        call = 'print(asr("clip.wav", generate_kwargs={"language": "zh", "task": "transcribe"})["text"])'
-        lines = [
-            *pipeline_usage(model_id, call),
-            "The generation config already selects Chinese transcription without timestamps. "
-            "Audio longer than 30 s needs `chunk_length_s=30` in the pipeline.",
-            "",
-            "`audio_context` in `generation_config.json` is the audio context the model was "
-            "fine-tuned at (`auto`: each batch's longest clip + 1 s, at least 10 s, instead of "
-            "Whisper's 30 s). cs-mage-asr (`asr evaluate`) decodes at it by default; the "
-            "transformers pipeline above always feeds 30 s, which a model fine-tuned at a shorter "
-            "context may transcribe less accurately.",
-            "",
-        ]
-        if ct2_quantization:
-            lines += [
-                f"A CTranslate2 copy ({ct2_quantization}) for faster-whisper is in `ct2/`:",
-                "",
-                *python_block(
-                    "from faster_whisper import WhisperModel",
-                    "from huggingface_hub import snapshot_download",
-                    "",
-                    f'path = snapshot_download("{model_id}", allow_patterns=["ct2/*"])',
-                    'model = WhisperModel(f"{path}/ct2", compute_type="int8")',
-                    'segments, _ = model.transcribe("clip.wav", language="zh", beam_size=1)',
-                ),
-                "faster-whisper always feeds 30 s too. At the fine-tuned `audio_context` (faster, and "
-                "how the reported CER was measured), give CTranslate2 the shorter log-mel itself:",
-                "",
-                *python_block(*CT2_SHORT_CONTEXT_USAGE.format(model_id=model_id).splitlines()),
-            ]
-        return lines
-
-    @classmethod
-    def card_limitations(cls) -> list[str]:
-        return ["- Whisper models can hallucinate on silence or long audio; feed single utterances."]
 
     @property
     def module(self) -> torch.nn.Module:
@@ -389,13 +323,25 @@ class WhisperASR(ASRModel):
             merged = merge_lora(self.model, copy=True, dtype=torch.float32, device="cpu")
         return merged.eval()
 
-    def _prompt(self, options: DecodeOptions) -> list[int]:
+    def decode_prompt(self, options: DecodeOptions) -> Prompt:
+        """The start-of-transcript prompt of ``options`` (language, task) for :meth:`decoder`."""
         tok = self.processor.tokenizer
         names = ["<|startoftranscript|>"]
         if options.language:
             names.append(f"<|{options.language}|>")
-        names += [f"<|{options.task}|>", "<|notimestamps|>"]
-        return tok.convert_tokens_to_ids(names)
+        names.append(f"<|{options.task}|>")
+        ids = tuple(tok.convert_tokens_to_ids(names))
+        return Prompt(options.language, options.task, ids, tok.convert_tokens_to_ids("<|notimestamps|>"))
+
+    def decoder(self) -> WhisperDecoder:
+        """The backend :meth:`set_backend` chose: CTranslate2, else transformers."""
+        return self._ct2 if self._ct2 is not None else TorchWhisperDecoder(self.model, self._base())
+
+    def decoder_features(self, waves: list[np.ndarray], frames: int = FULL_CONTEXT_FRAMES) -> Any:
+        """Log-mel as :meth:`decoder` takes it: numpy for CTranslate2, a tensor on the model's device."""
+        if self._ct2 is not None:
+            return self.log_mel(waves, frames, return_tensors="np")
+        return self.features(waves, frames)
 
     @torch.inference_mode()
     def transcribe(
@@ -404,42 +350,18 @@ class WhisperASR(ASRModel):
         options = self.decode_options(options)
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
-            from asr.models.whisper.packing import transcribe_packed, unpacked
-
             return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
         frames = audio_context_frames(durations, self.decode_context(options))
-        if self._ct2 is not None:
-            seqs = self._ct2.generate(
-                self.log_mel(waves, frames, return_tensors="np"),
-                self._prompt(options),
-                options,
-                durations,
-                self.max_new_tokens(),
-            )
-            return [
-                self.processor.tokenizer.decode(self._text_tokens(s), skip_special_tokens=True) for s in seqs
-            ]
-        gen_kwargs = generate_kwargs(options, return_timestamps=False)
-        max_new = self.max_new_tokens()
-        processors = LogitsProcessorList()
-        if options.guard:
-            caps = [min(c, max_new) for c in token_caps(durations, options)]
-            eos = self._base().generation_config.eos_token_id
-            processors.append(GuardLogitsProcessor(caps, eos, options, options.beam_size))
-            max_new = max(caps)
-        feats = self.features(waves, frames)
-        if frames < FULL_CONTEXT_FRAMES:  # transformers' encoder takes 30 s only
-            hidden = encode(self._base().model.encoder, feats)
-            gen_kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=hidden)
-        else:
-            gen_kwargs["input_features"] = feats
-        out = self.model.generate(
-            max_new_tokens=max_new,
-            logits_processor=processors,
-            **gen_kwargs,
+        cap = self.max_new_tokens()
+        caps = [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(waves)
+        seqs = self.decoder().generate(
+            self.decoder_features(waves, frames),
+            self.decode_prompt(options),
+            DecodeLimits.of(caps, options),
+            timestamps=False,
         )
         texts = []
-        for seq in out.tolist():
+        for seq in seqs:
             if options.guard:
                 seq = cut_repetition(self._text_tokens(seq), options.repeat_limit, options.repeat_max_period)
             texts.append(self.processor.tokenizer.decode(seq, skip_special_tokens=True))

@@ -2,22 +2,23 @@
 
 Stock Whisper always encodes 30 s, so for 2-10 s clips most encoder work is padding.
 :func:`transcribe_packed` packs a batch's clips into windows (see :mod:`asr.models.whisper.packing_plan`),
-decodes each window once with timestamps (same language/task prompt and hallucination guard
-as :meth:`WhisperASR.transcribe`, the token cap summed over the window's clips), and splits
-the text back per clip by the known clip spans. A window holding a single clip is decoded
+decodes each window once with timestamps through the same decoder, prompt and hallucination
+guard as :meth:`WhisperASR.transcribe` (:mod:`asr.models.whisper.decoding`; the token cap summed
+over the window's clips), and splits the text back per clip by the known clip spans. A window holding a single clip is decoded
 the ordinary way. Measured in BENCHMARKS.md ("Packing short clips").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from transformers import LogitsProcessorList
 
-from asr.models.guard import GuardLogitsProcessor, cut_repetition, guard_tokens, token_caps
+from asr.models.guard import cut_repetition, token_caps
+from asr.models.spec import DecodeOptions
+from asr.models.whisper.decoding import DecodeLimits
 from asr.models.whisper.packing_plan import (
     SAMPLE_RATE,
     Window,
@@ -26,7 +27,6 @@ from asr.models.whisper.packing_plan import (
     segments_from_tokens,
     split_segments,
 )
-from asr.models.spec import DecodeOptions
 
 if TYPE_CHECKING:
     from asr.models.whisper.model import WhisperASR
@@ -47,12 +47,6 @@ def _token_ids(asr_model: WhisperASR) -> PackedTokens:
     return PackedTokens(tok.convert_tokens_to_ids("<|0.00|>"), frozenset(tok.all_special_ids))
 
 
-def timestamp_prompt(asr_model: WhisperASR, options: DecodeOptions) -> list[int]:
-    """:meth:`WhisperASR._prompt` without ``<|notimestamps|>``."""
-    notimestamps = asr_model.processor.tokenizer.convert_tokens_to_ids("<|notimestamps|>")
-    return [t for t in asr_model._prompt(options) if t != notimestamps]
-
-
 def window_caps(windows: list[Window], options: DecodeOptions, cap: int) -> list[int]:
     """New-token cap per window: the guard's per-clip caps summed, plus timestamp tokens."""
     caps = []
@@ -60,59 +54,6 @@ def window_caps(windows: list[Window], options: DecodeOptions, cap: int) -> list
         text = sum(token_caps(list(w.durations), options)) if options.guard else cap
         caps.append(min(cap, text + TIMESTAMP_TOKENS_PER_CLIP * len(w.indices)))
     return caps
-
-
-def generate_kwargs(options: DecodeOptions, return_timestamps: bool) -> dict[str, Any]:
-    """transformers ``generate()`` arguments for the options' language, task and beams
-    (:meth:`WhisperASR.transcribe` builds the same without timestamps)."""
-    kwargs: dict[str, Any] = {
-        "task": options.task,
-        "return_timestamps": return_timestamps,
-        "num_beams": options.beam_size,
-    }
-    if options.language:
-        kwargs["language"] = options.language
-    return kwargs
-
-
-def _generate_torch(
-    asr_model: WhisperASR, packed: list[np.ndarray], options: DecodeOptions, caps: list[int]
-) -> list[list[int]]:
-    gen_kwargs = generate_kwargs(options, return_timestamps=True)
-    processors = LogitsProcessorList()
-    if options.guard:
-        eos = asr_model._base().generation_config.eos_token_id
-        processors.append(GuardLogitsProcessor(caps, eos, options, options.beam_size))
-    out = asr_model.model.generate(
-        input_features=asr_model.features(packed),
-        max_new_tokens=max(caps),
-        logits_processor=processors,
-        **gen_kwargs,
-    )
-    seqs = out if isinstance(out, torch.Tensor) else out["sequences"]
-    return seqs.tolist()
-
-
-def _generate_ct2(
-    asr_model: WhisperASR, packed: list[np.ndarray], options: DecodeOptions, caps: list[int]
-) -> list[list[int]]:
-    """CTranslate2 applies Whisper's timestamp rules when the prompt lacks ``<|notimestamps|>``."""
-    import ctranslate2
-
-    feats = asr_model.processor.feature_extractor(packed, sampling_rate=SAMPLE_RATE, return_tensors="np")
-    prompt = timestamp_prompt(asr_model, options)
-    results = asr_model._ct2.model.generate(
-        ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.input_features, dtype=np.float32)),
-        [prompt] * len(packed),
-        beam_size=options.beam_size,
-        max_length=len(prompt) + max(caps),
-        suppress_blank=True,
-        suppress_tokens=[-1],
-    )
-    seqs = [r.sequences_ids[0] for r in results]
-    if options.guard:
-        return [guard_tokens(s, c, options) for s, c in zip(seqs, caps, strict=True)]
-    return seqs
 
 
 def _split_window(
@@ -165,9 +106,14 @@ def transcribe_packed(
     capped = [Window(w.indices, w.starts, tuple(durations[i] for i in w.indices)) for w in multi]
     caps = window_caps(capped, options, asr_model.max_new_tokens())
     packed = [pack(waves, w) for w in multi]
-    generate = _generate_ct2 if asr_model._ct2 is not None else _generate_torch
+    seqs = asr_model.decoder().generate(
+        asr_model.decoder_features(packed),
+        asr_model.decode_prompt(options),
+        DecodeLimits.of(caps, options),
+        timestamps=True,
+    )
     ids = _token_ids(asr_model)
-    for w, seq in zip(multi, generate(asr_model, packed, options, caps), strict=True):
+    for w, seq in zip(multi, seqs, strict=True):
         for i, text in zip(w.indices, _split_window(asr_model, seq, w, ids, options), strict=True):
             texts[i] = text
     return texts

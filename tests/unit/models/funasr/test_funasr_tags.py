@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from asr.errors import ConfigError
-from asr.models.funasr.model import FunASRModel, clean_funasr_text, sensevoice_language
+from asr.models.funasr.model import FunASRModel, clean_funasr_text
+from asr.models.funasr.sensevoice import sensevoice_language
 from asr.text.normalize import normalize
 
 

@@ -12,7 +12,6 @@ import pytest
 from asr.errors import ASRError
 from asr.models.whisper import assets as whisper_assets
 from asr.models.whisper import ct2_import
-from asr.models.whisper.ct2_import import import_ct2, read_ct2_model, resolve_ct2_source
 from asr.models.whisper.assets import (
     LANGUAGES,
     vocab_layout,
@@ -21,6 +20,9 @@ from asr.models.whisper.assets import (
     whisper_processor,
     whisper_tokenizer,
 )
+from asr.models.whisper.ct2_import import import_ct2
+from asr.models.whisper.ct2_reader import read_ct2_model
+from asr.models.whisper.ct2_source import resolve_ct2_source
 
 openai_tokenizer = pytest.importorskip("whisper.tokenizer", reason="openai-whisper is a dev dependency")
 

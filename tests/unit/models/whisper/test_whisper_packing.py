@@ -137,3 +137,26 @@ def test_window_caps_sum_the_clips_caps() -> None:
     opts = DecodeOptions()
     assert window_caps(windows, opts, 444) == [24 + 42 + 2 * TIMESTAMP_TOKENS_PER_CLIP]
     assert window_caps(windows, opts, 50) == [50]
+
+
+def test_packed_ct2_decoding_explains_missing_cuda_libraries(tiny_whisper, monkeypatch) -> None:
+    """Packed windows go through the same CTranslate2 decoder as single clips, CUDA-error translation included."""
+    pytest.importorskip("ctranslate2")
+    from asr.errors import ConfigError
+    from asr.models.spec import DecodeOptions
+    from asr.models.whisper.ct2 import CT2WhisperEngine
+    from asr.models.whisper.options import WhisperDecodeOptions
+    from asr.models.whisper.packing import transcribe_packed
+
+    class NoCuda:
+        def generate(self, *args, **kwargs):
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    engine = object.__new__(CT2WhisperEngine)  # as set_backend("ct2") leaves it on a GPU, minus the model
+    engine.model, engine.device, engine.device_index = NoCuda(), "cuda", 0
+    monkeypatch.setattr(tiny_whisper, "_ct2", engine)
+    waves = [np.zeros(16000, dtype=np.float32), np.zeros(24000, dtype=np.float32)]
+    with pytest.raises(ConfigError, match="CUDA 12"):
+        transcribe_packed(tiny_whisper, waves, WhisperDecodeOptions())  # one window of both clips
+    with pytest.raises(ConfigError, match="CUDA 12"):
+        tiny_whisper.transcribe(waves, DecodeOptions())
