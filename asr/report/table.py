@@ -149,6 +149,29 @@ def md_line(row: Row) -> str:
     return "| " + " | ".join(md_cell(c) for c in cells) + " |"
 
 
+UNREACHABLE = "weights not found"  # the reason asr.report.stages gives a model whose weights it cannot fetch
+
+
+def split_unreachable(rows: list[Row]) -> tuple[list[Row], str]:
+    """(rows to show, one note line) where every model skipped for unreachable weights collapses into
+    ``not run here: names (setting) — weights not reachable``; other skip reasons keep their row.
+
+    >>> from asr.report.rows import Row
+    >>> shown, note = split_unreachable([Row("a", "zero-shot", status="skipped", reason="weights not found: x")])
+    >>> shown, note
+    ([], 'Not run here (weights not reachable from this machine: no Hub/ModelScope access): a (zero-shot).')
+    """
+    gone = [r for r in rows if not r.ok and r.reason.startswith(UNREACHABLE)]
+    if not gone:
+        return rows, ""
+    by_setting: dict[str, list[str]] = {}
+    for row in gone:
+        by_setting.setdefault(row.setting, []).append(row.model)
+    names = "; ".join(f"{', '.join(models)} ({setting})" for setting, models in by_setting.items())
+    note = f"Not run here (weights not reachable from this machine: no Hub/ModelScope access): {names}."
+    return [r for r in rows if r not in gone], note
+
+
 def corpus_lines(rows: list[Row]) -> list[str]:
     """One line per distinct corpus the rows were measured on."""
     seen: dict[str, CorpusInfo] = {}
@@ -162,8 +185,11 @@ def to_markdown(rows: list[Row], baseline: Row | None, title: str = "Results") -
     lines = [f"# {title}", "", *corpus_lines(rows), ""]
     if baseline is not None:
         lines += [f"Baseline of the paired bootstrap: {baseline.label}.", ""]
+    shown, note = split_unreachable(rows)
     lines += ["| " + " | ".join(MD_HEADER) + " |", "|" + "---|" * len(MD_HEADER)]
-    lines += [md_line(row) for row in rows]
+    lines += [md_line(row) for row in shown]
+    if note:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
