@@ -144,6 +144,16 @@ class RunDir:
         """A fine-tuning run that reached its test decode (``metrics_test.json``)."""
         return self.test_metrics_file.is_file()
 
+    @property
+    def is_training_run(self) -> bool:
+        """A fine-tuning run folder, finished or not (``config.yaml`` with a log or a checkpoint)."""
+        return self.config_file.is_file() and (self.train_log_file.is_file() or bool(self.checkpoints()))
+
+    @property
+    def is_unfinished_evaluation(self) -> bool:
+        """An evaluation that wrote predictions but no ``metrics.json`` (killed, or still running)."""
+        return not self.is_evaluation and self.run_settings_file.is_file()
+
     # --- contents -------------------------------------------------------------------------------
     metrics = _read(EvalRecord, METRICS_FILE)
     run_settings = _read(RunSettings, RUN_SETTINGS_FILE)

@@ -47,7 +47,7 @@ def _line(row: Row) -> str:
         cells = [
             row.model,
             row.setting,
-            f"skipped: {short_reason(row.reason)}",
+            f"{row.status}: {short_reason(row.reason)}",
             *[""] * 6,
             command,
             stamp,

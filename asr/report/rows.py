@@ -4,7 +4,9 @@ A folder passed to ``asr report`` is one of:
 
 - an evaluation (``metrics.json``): one row;
 - a fine-tuning run (``summary.json`` / ``metrics_test.json``): its zero-shot row (``zero_shot/``)
-  and its fine-tuned row (``test/``);
+  and its fine-tuned row (``test/``); a run without ``summary.json`` (still training, or killed)
+  is an ``unfinished`` row saying how far it got, never its validation decodes as test rows;
+- an evaluation with predictions but no ``metrics.json``: an ``unfinished`` row;
 - a benchmark stage marked skipped (``stage.json`` with ``status: skipped``): a row with the reason;
 - anything else (a benchmark or ``asr zero-shot`` output): its sub-folders, in name order.
 
@@ -22,8 +24,17 @@ from typing import Any
 from asr.data.corpus_info import UNKNOWN, CorpusInfo, find_corpus
 from asr.errors import DataError
 from asr.models.registry import MODELS
+from asr.predictions import read_rows
 from asr.report.utterances import load_utterances
-from asr.run_dir import METRICS_FILE, STAGE_FILE, TEST_METRICS_FILE, RunDir
+from asr.run_dir import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    RUN_SETTINGS_FILE,
+    STAGE_FILE,
+    TEST_METRICS_FILE,
+    RunDir,
+    checkpoint_step,
+)
 from asr.run_records import CorpusMetrics, EvalRecord
 
 SETTINGS = {"lora": "LoRA", "full": "full", "decoder": "decoder"}
@@ -36,7 +47,7 @@ class Row:
 
     model: str
     setting: str
-    status: str = "ok"  # ok | skipped
+    status: str = "ok"  # ok | skipped | failed | unfinished
     reason: str = ""
     metrics: CorpusMetrics | None = None
     eval_dir: Path | None = None
@@ -169,6 +180,46 @@ def skipped_row(folder: Path, stage: dict[str, Any]) -> Row:
     )
 
 
+def unfinished_training_rows(run_dir: Path, stage: dict[str, Any]) -> list[Row]:
+    """A fine-tuning run without ``summary.json``: its finished zero-shot row, then one row saying
+    how far training got (its validation decodes are of partly trained weights: never test rows)."""
+    run = RunDir(run_dir)
+    config = run.config or {}
+    rows = [eval_row(run.zero_shot.path, ZERO_SHOT, config.get("data"), run_dir=run_dir)]
+    rows = rows if run.zero_shot.is_evaluation else []
+    steps = [checkpoint_step(p) for p in run.checkpoints()]
+    got = f"last checkpoint at step {steps[0]}" if steps else "no checkpoint yet"
+    if run.is_finetune:
+        got += "; metrics_test.json written but not summary.json (stopped while finishing)"
+    method = config.get("method") or stage.get("method", "")
+    rows.append(
+        Row(
+            model=stage.get("model") or str(config.get("model") or run_dir.name),
+            setting=SETTINGS.get(method, method or "fine-tuned"),
+            status="unfinished",
+            reason=f"fine-tuning not finished ({got}): still running, or rerun `asr finetune ... --resume`",
+            run_dir=run_dir,
+            command=stage.get("command"),
+        )
+    )
+    return rows
+
+
+def unfinished_evaluation_row(eval_dir: Path, stage: dict[str, Any]) -> Row:
+    """An evaluation that has predictions but no metrics yet (killed, or still decoding)."""
+    run = RunDir(eval_dir)
+    settings = run.run_settings
+    done = len(read_rows(run.predictions_file)) if run.predictions_file.is_file() else 0
+    return Row(
+        model=stage.get("model") or (settings.model if settings else eval_dir.name),
+        setting=stage.get("setting", "evaluation"),
+        status="unfinished",
+        reason=f"evaluation not finished ({done} utterances decoded, no metrics.json): rerun with --resume",
+        run_dir=eval_dir,
+        command=stage.get("command"),
+    )
+
+
 def collect(folders: list[Path]) -> list[Row]:
     """Rows of every folder (see module docstring), duplicates of the same decode dropped."""
     rows: list[Row] = []
@@ -181,13 +232,15 @@ def _rows_of(folder: Path) -> list[Row]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such run folder")
     stage, run = _stage(folder), RunDir(folder)
-    finished = run.is_evaluation or run.is_finetune
-    if stage.get("status") in ("skipped", "failed") or (stage and not finished):
+    finished = run.is_evaluation or (run.is_finetune and run.summary_file.is_file())
+    if stage.get("status") in ("skipped", "failed") or (stage and not finished and not run.is_training_run):
         return [skipped_row(folder, stage)]
-    if run.is_finetune:
-        return finetune_rows(folder)
+    if run.is_training_run or run.is_finetune:
+        return finetune_rows(folder) if finished else unfinished_training_rows(folder, stage)
     if run.is_evaluation:
         return [eval_row(folder)]
+    if run.is_unfinished_evaluation:
+        return [unfinished_evaluation_row(folder, stage)]
     rows: list[Row] = []
     for sub in sorted(
         (p for p in folder.iterdir() if p.is_dir()), key=lambda p: (p.name != "zero-shot", p.name)
@@ -197,7 +250,7 @@ def _rows_of(folder: Path) -> list[Row]:
 
 
 def _has_results(folder: Path, depth: int = 2) -> bool:
-    markers = (STAGE_FILE, METRICS_FILE, TEST_METRICS_FILE)
+    markers = (STAGE_FILE, METRICS_FILE, TEST_METRICS_FILE, RUN_SETTINGS_FILE, CONFIG_FILE)
     if any((folder / m).is_file() for m in markers):
         return True
     return depth > 0 and any(_has_results(p, depth - 1) for p in folder.iterdir() if p.is_dir())

@@ -129,7 +129,7 @@ def md_line(row: Row) -> str:
     command = f"`{r['command']}`" if r["command"] else ""
     stamp = ", ".join(x for x in (row.short_commit, r["date"][:10]) if x)
     if not row.ok:
-        cells = [row.model, row.setting, f"skipped: {row.reason}", *[""] * 7, command, stamp]
+        cells = [row.model, row.setting, f"{row.status}: {row.reason}", *[""] * 7, command, stamp]
     else:
         rates = "/".join(num(r[k], 3) for k in ("sub_rate", "del_rate", "ins_rate"))
         cells = [
@@ -222,7 +222,7 @@ def to_tex(rows: list[Row]) -> str:
         if not row.ok:
             lines.append(
                 f"{tex_escape(row.model)} & {tex_escape(row.setting)} & "
-                rf"\multicolumn{{7}}{{l}}{{skipped: {tex_escape(row.reason[:60])}}} \\"
+                rf"\multicolumn{{7}}{{l}}{{{row.status}: {tex_escape(row.reason[:60])}}} \\"
             )
             continue
         pct = lambda v: num(100 * v, 2) if v is not None else ""  # noqa: E731

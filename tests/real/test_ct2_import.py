@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from asr.cli import main as cli_main
+from asr.errors import ASRError
+from asr.models.whisper.ct2_import import import_ct2
 from asr.models.whisper.ct2_reader import read_ct2_model
 from asr.models.whisper.ct2_source import PYPI_WHISPER_BASE
 
@@ -155,3 +157,28 @@ def test_cli_import_is_idempotent(whisper_base_dir: Path, capsys: pytest.Capture
     assert "nothing to do" in capsys.readouterr().out
     assert (whisper_base_dir / "model.safetensors").stat().st_mtime_ns == before
     assert cli_main(["import-ct2", str(whisper_base_dir), str(whisper_base_dir)]) == 2
+
+
+def test_old_converter_spellings_import_to_the_same_model(
+    whisper_base_ct2_dir: Path, whisper_base_dir: Path, tmp_path: Path
+) -> None:
+    """Older CTranslate2 converters (Systran faster-whisper models) write 50362 as <|nocaptions|>
+    (and English-only models 50278 as <|iw|>); such a model was refused (issue 21)."""
+    old = tmp_path / "old-ct2"
+    old.mkdir()
+    for item in whisper_base_ct2_dir.iterdir():
+        (old / item.name).symlink_to(item)
+    vocab = json.loads((whisper_base_ct2_dir / "vocabulary.json").read_text(encoding="utf-8"))
+    assert vocab[50362] == "<|nospeech|>"
+    vocab[50362] = "<|nocaptions|>"
+    (old / "vocabulary.json").unlink()
+    (old / "vocabulary.json").write_text(json.dumps(vocab), encoding="utf-8")
+    out = import_ct2(old, tmp_path / "imported")
+    for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json"):
+        assert (out / name).read_bytes() == (whisper_base_dir / name).read_bytes(), name
+    vocab[50363] = "<|nosuchtoken|>"
+    (old / "vocabulary.json").write_text(json.dumps(vocab), encoding="utf-8")
+    with pytest.raises(
+        ASRError, match=r"first at id 50363: '<\|nosuchtoken\|>', expected '<\|notimestamps\|>'"
+    ):
+        import_ct2(old, tmp_path / "refused")

@@ -76,6 +76,20 @@ def converter_id() -> str:
     return digest.hexdigest()[:16]
 
 
+# Older CTranslate2 converters (the Systran faster-whisper models) spell a few special tokens the
+# way openai-whisper's tokenizer did before it renamed them; the ids and weights are the same.
+OLD_TOKEN_SPELLINGS = {"<|nocaptions|>": "<|nospeech|>", "<|iw|>": "<|he|>"}
+
+
+def same_token(theirs: str, ours: str) -> bool:
+    """Whether a CT2 vocabulary entry is our tokenizer's token (allowing the old spellings).
+
+    >>> same_token("<|nocaptions|>", "<|nospeech|>"), same_token("<|iw|>", "<|he|>"), same_token("a", "b")
+    (True, True, False)
+    """
+    return theirs == ours or OLD_TOKEN_SPELLINGS.get(theirs) == ours
+
+
 def import_ct2(src: Path, out: Path, keep_dtype: bool = False, source_label: str | None = None) -> Path:
     """Write a transformers Whisper checkpoint converted from the CTranslate2 model in ``src``.
 
@@ -115,8 +129,14 @@ def import_ct2(src: Path, out: Path, keep_dtype: bool = False, source_label: str
     vocab = read_vocabulary(src_dir)
     if vocab is not None:
         ours = [t for t, _ in sorted(processor.tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
-        if vocab != ours:
-            raise ASRError(f"{src_dir}: the model vocabulary does not match the Whisper tokenizer")
+        differ = [i for i, (a, b) in enumerate(zip(vocab, ours, strict=False)) if not same_token(a, b)]
+        if len(vocab) != len(ours) or differ:
+            where = (
+                f" (first at id {differ[0]}: {vocab[differ[0]]!r}, expected {ours[differ[0]]!r})"
+                if differ
+                else ""
+            )
+            raise ASRError(f"{src_dir}: the model vocabulary does not match the Whisper tokenizer{where}")
 
     ids = processor.tokenizer.convert_tokens_to_ids
     config = WhisperConfig(
