@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from asr.data.audio import audio_info, load_audio
 from asr.data.manifest import Utterance
+from asr.data.windows import SAMPLE_RATE, is_silent, split_long
 from asr.errors import ASRError
 from asr.io import check_output_dir, sha256_file
 from asr.metrics import ScoreResult, score, write_score
@@ -76,6 +77,9 @@ def transcribe_batch(
 ) -> list[str]:
     """``model.transcribe``; utterances with a ``context`` manifest field are decoded with it (in
     groups of one context) instead of ``options.context`` (models without a context prompt ignore it)."""
+    limit = model.max_audio_seconds
+    if limit is not None and any(d > limit for d in durations):
+        return _transcribe_windows(model, batch, waves, options, limit)
     contexts = [u.extra.get("context") or options.context for u in batch]
     raw = [""] * len(batch)
     for context in dict.fromkeys(contexts):
@@ -88,6 +92,27 @@ def transcribe_batch(
         for i, text in zip(rows, texts, strict=True):
             raw[i] = text
     return raw
+
+
+def _transcribe_windows(
+    model: ASRModel, batch: Sequence[Utterance], waves: list[np.ndarray], options: DecodeOptions, limit: float
+) -> list[str]:
+    """Clips past the model's window are cut at their quietest moments (asr.data.windows); the
+    windows with sound are decoded as one batch and each clip's texts joined in order."""
+    pieces: list[tuple[int, np.ndarray]] = []
+    for i, (utt, wave) in enumerate(zip(batch, waves, strict=True)):
+        windows = split_long(wave, limit)
+        if len(windows) > 1:
+            log.warning("%s: %.1f s, longer than the model's %.0f s window: decoded in %d windows",
+                        utt.id, len(wave) / SAMPLE_RATE, limit, len(windows))  # fmt: skip
+        pieces += [(i, w) for w in windows if len(windows) == 1 or not is_silent(w)]
+    sub_batch = [batch[i] for i, _ in pieces]
+    sub_waves = [w for _, w in pieces]
+    texts = transcribe_batch(model, sub_batch, sub_waves, options, [len(w) / SAMPLE_RATE for w in sub_waves])
+    joined: list[list[str]] = [[] for _ in batch]
+    for (i, _), text in zip(pieces, texts, strict=True):
+        joined[i].append(text)
+    return ["".join(p.strip() for p in parts) if len(parts) > 1 else "".join(parts) for parts in joined]
 
 
 def transcribe_manifest(

@@ -30,6 +30,7 @@ EMPTY_TEXT = "empty_text"
 EMPTY_AFTER_NORMALIZATION = "empty_after_normalization"
 MARKUP = "markup"
 IMPLAUSIBLE_CPS = "implausible_cps"
+LONGER_THAN_WINDOW = "longer_than_30s"  # kept: Whisper decodes it in windows (asr.data.windows)
 DUPLICATE_ID = "duplicate_id"
 NO_TRANSCRIPT = "no_transcript"
 MISSING_FROM_SPLIT_FILES = "missing_from_split_files"
@@ -47,6 +48,7 @@ PROBLEMS = (
     EMPTY_AFTER_NORMALIZATION,
     MARKUP,
     IMPLAUSIBLE_CPS,
+    LONGER_THAN_WINDOW,
     DUPLICATE_ID,
     NO_TRANSCRIPT,
     MISSING_FROM_SPLIT_FILES,

@@ -49,6 +49,7 @@ from asr.data.records import (
     EXCLUDING,
     IMPLAUSIBLE_CPS,
     INVALID_TEXT,
+    LONGER_THAN_WINDOW,
     MARKUP,
     MISSING_AUDIO,
     PROBLEMS,
@@ -67,6 +68,8 @@ from asr.text.normalize import normalize
 # Clips shorter than this (seconds) are left out as ``too_short``: a fraction of a syllable
 # cannot hold a transcript (CS-Mage clips run about 1-30 s; the shortest are well over 0.5 s).
 MIN_DURATION = 0.1
+# Clips longer than this are reported (and kept): Whisper's fixed window, cut into windows when decoded.
+WINDOW_SECONDS = 30.0
 
 # Normalized characters per second outside these bounds are flagged (Changsha speech runs ~3-7).
 CPS_MIN = 0.5
@@ -121,6 +124,10 @@ def check_candidates(
         if not CPS_MIN <= cps <= CPS_MAX:
             detail = f"{cps:.2f} chars/s ({len(text_norm)} chars in {duration:.3f} s; plausible {CPS_MIN}-{CPS_MAX})"
             result.suspects.append(Suspect(cand.id, str(cand.audio), IMPLAUSIBLE_CPS, detail))
+        if duration > WINDOW_SECONDS:
+            detail = (f"{duration:.1f} s, longer than Whisper's {WINDOW_SECONDS:.0f} s window: kept; asr evaluate "
+                      "decodes it in windows cut at pauses")  # fmt: skip
+            result.suspects.append(Suspect(cand.id, str(cand.audio), LONGER_THAN_WINDOW, detail))
         extra = {"source_id": cand.source_id, "format": cand.format, **cand.extra}
         result.utterances.append(Utterance(cand.id, str(path), duration, text, text_norm, cand.split, extra))
     return result

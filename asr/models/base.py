@@ -30,8 +30,6 @@ class NoOptions:
     """The training options of a family that has none of its own."""
 
 
-
-
 class ASRModel(ABC):
     """A loaded speech model: transcribe waveforms, build training batches, save.
 
@@ -58,6 +56,9 @@ class ASRModel(ABC):
     # a fixed-context encoder's window; families that take longer input were mostly trained on
     # short clips, so they get the same by default.
     max_input_seconds: ClassVar[float] = 30.0
+    # The longest clip one ``transcribe`` input may be (a fixed encoder window); longer clips are
+    # cut into windows by the decoding code (asr.inference). None: any length is encoded whole.
+    max_audio_seconds: ClassVar[float | None] = None
 
     def __init__(self, spec: ModelSpec, device: torch.device | str, dtype: torch.dtype) -> None:
         self.spec = spec

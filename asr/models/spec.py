@@ -66,7 +66,9 @@ class DecodeOptions:
     min_new_tokens: int = 12
     repeat_limit: int = 4
     repeat_max_period: int = 16
-    context: str | None = None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
+    context: str | None = (
+        None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from asr.cli import main
@@ -98,3 +99,39 @@ def test_rows_without_duration_are_measured_from_the_audio(tiny_whisper, manifes
     assert _evaluate(tiny_whisper, manifest, out) == 0
     written = (out / "predictions.csv").read_text(encoding="utf-8")
     assert rows[0]["id"] in written and rows[1]["id"] in written
+
+
+def test_a_clip_past_the_whisper_window_is_decoded_in_windows(
+    tiny_whisper, demo_data, tmp_path, caplog
+) -> None:
+    """A 58 s clip whose speech sits at 35-38 s: Whisper saw its first 30 s only and predicted
+    what it hallucinates on silence, without a word (issue 21). Now its windows with sound are
+    decoded and joined, and the clip is named in a warning."""
+    from unittest import mock
+
+    import soundfile as sf
+
+    from asr.data.audio import load_audio
+    from asr.data.manifest import read_manifest, write_manifest
+    from asr.models.whisper.model import WhisperASR
+
+    utt = read_manifest(demo_data / "manifests" / "test.jsonl")[0]
+    speech = load_audio(utt.audio)
+    long = np.zeros(16000 * 58, dtype=np.float32)
+    long[16000 * 35 : 16000 * 35 + speech.size] = speech
+    path = tmp_path / "long.wav"
+    sf.write(path, long, 16000)
+    utt.audio, utt.duration = str(path), 58.0
+    manifest = tmp_path / "long.jsonl"
+    write_manifest(manifest, [utt])
+    seen: list[float] = []
+    real = WhisperASR.transcribe
+
+    def spy(self, waves, options, durations=None):
+        seen.extend(len(w) / 16000 for w in waves)
+        return real(self, waves, options, durations)
+
+    with mock.patch.object(WhisperASR, "transcribe", spy), caplog.at_level("WARNING"):
+        assert _evaluate(tiny_whisper, manifest, tmp_path / "run") == 0
+    assert len(seen) == 1 and 28.0 < seen[0] <= 30.0  # the silent first window is not decoded
+    assert f"{utt.id}: 58.0 s, longer than the model's 30 s window: decoded in 2 windows" in caplog.text

@@ -524,3 +524,14 @@ def test_libsndfile_system_error_is_replaced_by_a_useful_reason(tmp_path: Path, 
     detail = next(r["detail"] for r in _suspects(out) if r["id"] == "odd")
     assert "odd.wav: not a decodable audio file: " in detail
     assert "System error" not in detail and "WAV" in detail and "36 bytes" in detail
+
+
+def test_clips_past_the_whisper_window_are_reported_and_kept(tmp_path: Path) -> None:
+    """prepare did not flag clips past 30 s; Whisper cut them without a word (issue 21)."""
+    long = write_wav(tmp_path / "kaldi" / "long.wav", 31.5, freq=210.0)
+    root = _kaldi(tmp_path / "kaldi", {"long": (long, "长沙话讲得蛮好" * 8)})
+    out = tmp_path / "out"
+    prepare(root, out, protocol="random")
+    assert "long" in _ids(out)
+    row = next(r for r in _suspects(out) if r["id"] == "long")
+    assert row["problem"] == "longer_than_30s" and row["detail"].startswith("31.5 s, longer than Whisper's 30 s")

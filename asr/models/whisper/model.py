@@ -156,6 +156,9 @@ def half_for_cache(hidden: torch.Tensor) -> torch.Tensor:
 class WhisperASR(ASRModel):
     """Whisper through transformers. Language/task go through the generation config."""
 
+    max_audio_seconds: ClassVar[float | None] = (
+        30.0  # the encoder's window (asr.data.windows cuts longer clips)
+    )
     family: ClassVar[str] = "whisper"
     default_lora_targets: ClassVar[tuple[str, ...]] = ATTENTION_LORA_TARGETS
     card_tag: ClassVar[str] = "whisper"

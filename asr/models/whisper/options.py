@@ -80,7 +80,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
         help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
         "see BENCHMARKS.md for its CER and attribution cost)",
     )
-    group.add_argument("--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)")
+    group.add_argument(
+        "--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)"
+    )
 
 
 def decode_options(
