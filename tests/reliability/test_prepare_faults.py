@@ -534,4 +534,6 @@ def test_clips_past_the_whisper_window_are_reported_and_kept(tmp_path: Path) -> 
     prepare(root, out, protocol="random")
     assert "long" in _ids(out)
     row = next(r for r in _suspects(out) if r["id"] == "long")
-    assert row["problem"] == "longer_than_30s" and row["detail"].startswith("31.5 s, longer than Whisper's 30 s")
+    assert row["problem"] == "longer_than_30s" and row["detail"].startswith(
+        "31.5 s, longer than Whisper's 30 s"
+    )
