@@ -260,10 +260,16 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str], cls: type) -
     for item in overrides:
         path, value = parse_override(item, cls)
         node = data
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], start=1):
             child = node.get(part)
             if not isinstance(child, dict):
                 child = {} if child is None else _to_plain(child)
+                if not isinstance(child, dict):
+                    section = ".".join(path[:depth])
+                    raise ConfigError(
+                        f"override {item!r}: {section} is {node.get(part)!r} in the config, not a section; "
+                        f"write it as a section ({section}: {{{path[depth]}: ...}}) or remove it"
+                    )
                 node[part] = child
             node = child
         node[path[-1]] = value

@@ -12,6 +12,7 @@ is refused with a pointer to its place.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,10 @@ from asr.typed_config import load_config
 
 Method = Literal["lora", "full", "decoder"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+# report_to names whose Python module has another name
+REPORT_TO_MODULES = {"azure_ml": "azureml"}
 
 
 @dataclass
@@ -140,6 +145,15 @@ class FinetuneConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.max_grad_norm < 0:
             raise ConfigError(f"max_grad_norm must be >= 0 (0: no clipping), got {self.max_grad_norm}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be between 0 and 2**32 - 1 (numpy's range), got {self.seed}")
+        for tracker in self.report_to:
+            module = REPORT_TO_MODULES.get(tracker, tracker)
+            if tracker not in ("none", "all") and importlib.util.find_spec(module) is None:
+                raise ConfigError(
+                    f"report_to: {tracker} is not installed (pip install {module}); install it or drop it "
+                    "from report_to (default: [tensorboard])"
+                )
 
     # --- resolved paths -------------------------------------------------
     def manifest(self, split: str) -> Path:

@@ -136,6 +136,21 @@ def test_non_utf8_yaml_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureF
     assert not (tmp_path / "run").exists()
 
 
+def test_config_mistakes_found_by_the_probe_are_one_error_line(tmp_path: Path, capsys) -> None:
+    """issue 21: ``lora: 5`` plus ``lora.r=4``, a tracker that is not installed and a negative seed
+    ended in tracebacks (the first two after the model had loaded)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("lora: 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"override 'lora.r=4': lora is 5 in the config, not a section"):
+        load_finetune_config(path, ["lora.r=4"])
+    with pytest.raises(ConfigError, match="report_to: no_such_tracker is not installed"):
+        load_finetune_config(None, ["report_to=[no_such_tracker]"])
+    with pytest.raises(ConfigError, match="seed must be between 0 and 2\\*\\*32 - 1"):
+        load_finetune_config(None, ["seed=-1"])
+    assert main(["finetune", "--config", str(path), "lora.r=4", f"output_dir={tmp_path / 'run'}"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_max_nonfinite_steps_is_validated() -> None:
     assert load_finetune_config(None).max_nonfinite_steps == 10
     assert load_finetune_config(None, ["max_nonfinite_steps=0"]).max_nonfinite_steps == 0
