@@ -3,8 +3,9 @@
 The lock is an ``flock`` on a file under ``$ASR_HOME/locks`` named after the folder's resolved
 path (nothing is written into the user's folder). The kernel drops it when the process ends,
 so a killed command never leaves a stale lock. It is re-entrant within a process (a benchmark
-that fine-tunes into a folder it already holds); ranks other than 0 of a distributed run rely
-on rank 0's lock.
+that fine-tunes into a folder it already holds) and handed down to the processes it starts
+(``$ASR_HELD_OUTPUT_LOCKS``: a command that runs a stage in a subprocess); ranks other than 0
+of a distributed run rely on rank 0's lock.
 
 >>> import tempfile
 >>> out = Path(tempfile.mkdtemp()) / "run"
@@ -27,6 +28,7 @@ from asr.errors import ASRError
 from asr.io import asr_home
 
 _HELD: dict[Path, tuple[IO[str], int]] = {}
+INHERITED = "ASR_HELD_OUTPUT_LOCKS"  # folders a parent process holds, for the processes it starts
 
 
 def lock_file(out: Path) -> Path:
@@ -39,7 +41,8 @@ def lock_file(out: Path) -> Path:
 def output_lock(out: str | Path) -> Iterator[None]:
     """Hold the lock of ``out`` inside the block; :class:`ASRError` if another process holds it."""
     out = Path(out).expanduser().resolve()
-    if int(os.environ.get("RANK", "0") or 0) != 0:
+    inherited = os.environ.get(INHERITED, "").split(os.pathsep)
+    if int(os.environ.get("RANK", "0") or 0) != 0 or str(out) in inherited:
         yield
         return
     if out in _HELD:
@@ -51,6 +54,7 @@ def output_lock(out: str | Path) -> Iterator[None]:
             yield
             return
         _HELD[out] = (handle, 1)
+        os.environ[INHERITED] = os.pathsep.join(filter(None, [*inherited, str(out)]))
     try:
         yield
     finally:
@@ -59,6 +63,8 @@ def output_lock(out: str | Path) -> Iterator[None]:
             _HELD[out] = (handle, depth - 1)
         else:
             handle.close()  # closing releases the flock
+            held = os.environ.get(INHERITED, "").split(os.pathsep)
+            os.environ[INHERITED] = os.pathsep.join(p for p in held if p and p != str(out))
 
 
 def _acquire(out: Path) -> IO[str] | None:

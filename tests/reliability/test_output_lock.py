@@ -54,3 +54,18 @@ def test_a_killed_holder_leaves_no_lock(held) -> None:
     holder.wait()
     with output_lock(out):
         pass
+
+
+def test_a_child_process_of_the_holder_may_write_there(tmp_path: Path) -> None:
+    """A command that runs a stage as a subprocess on its own --out (tools.gpu_check's torchrun child)."""
+    out = tmp_path / "run"
+    with output_lock(out):
+        child = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(120)", "pass"), str(out)],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert child.returncode == 0 and child.stdout.strip() == "held", child.stderr
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:  # released: a later, unrelated process takes it
+        assert holder.stdout.readline().strip() == "held"
+    finally:
+        holder.kill()
+        holder.wait()
