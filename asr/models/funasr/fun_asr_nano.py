@@ -52,6 +52,8 @@ LLM_DIR = "Qwen3-0.6B"  # the release's LLM folder name
 END_OF_TURN = "<|im_end|>"
 # The prompt's language hint: funasr's get_prompt writes "语音转写成<name>" (Nano: 中文, 英文, 日文)
 LANGUAGE_NAMES = {"zh": "中文", "en": "英文", "ja": "日文", "yue": "粤语"}
+# the audio adaptor's linears (funasr llm_asr.adaptor.Transformer): projection and attention blocks
+ADAPTOR_LINEARS = ("linear1", "linear2", "linear_q", "linear_k", "linear_v", "linear_out", "w_1", "w_2")
 MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to it
 
 _THINK = re.compile(r"<think>.*?</think>", re.S)
@@ -289,19 +291,27 @@ class FunASRNanoASR(ASRModel):
 
     # --- training -------------------------------------------------------
     def set_trainable(self, method: str, lora: dict[str, Any] | None = None) -> None:
-        """``lora``: adapters on the LLM's attention and MLP projections (encoder and adaptor frozen);
+        """``lora``: adapters on the LLM's attention and MLP projections (scope ``all``: the adaptor's
+        linears too; the rest frozen);
         ``full``: everything; ``decoder``: the LLM and the adaptor (audio encoder frozen)."""
         if self._peft is not None:
             raise ConfigError("LoRA is already applied to this model; load it again to change the method")
         if method == "lora":
             lora = dict(lora or {})
-            if lora.get("scope", "all") != "all":
-                raise ConfigError("Fun-ASR-Nano LoRA has one scope, the LLM ('all'); got {lora['scope']!r}")
+            scope = lora.get("scope", "all")
+            if scope not in ("decoder", "all"):
+                raise ConfigError(
+                    f"Fun-ASR-Nano lora.scope is decoder (the LLM) or all (LLM + adaptor), not {scope!r}"
+                )
             targets = lora.get("targets") or self.lora_targets()
             if not isinstance(targets, str):
                 targets = rf"llm\..*\.({'|'.join(targets)})"
+                if scope == "all":
+                    targets += rf"|audio_adaptor\..*({'|'.join(ADAPTOR_LINEARS)})"
             self.net.requires_grad_(False)
-            self._peft = apply_lora(self.net, {**lora, "targets": targets}, self.lora_targets())
+            self._peft = apply_lora(
+                self.net, {**lora, "targets": targets, "scope": "all"}, self.lora_targets()
+            )
         elif method == "full":
             self.net.requires_grad_(True)
         elif method == "decoder":

@@ -99,7 +99,7 @@ def test_collate_labels_only_transcript(model: FunASRNanoASR) -> None:
 
 
 def test_lora_targets_the_llm_only(model: FunASRNanoASR) -> None:
-    model.set_trainable("lora", {"r": 4, "alpha": 8})
+    model.set_trainable("lora", {"r": 4, "alpha": 8, "scope": "decoder"})
     trainable = [n for n, p in model.module.named_parameters() if p.requires_grad]
     assert trainable and all(".llm." in n and "lora_" in n for n in trainable)
     projections = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable}
@@ -108,3 +108,13 @@ def test_lora_targets_the_llm_only(model: FunASRNanoASR) -> None:
     loss.backward()
     assert torch.isfinite(loss)
     assert any(p.grad is not None for n, p in model.module.named_parameters() if "lora_B" in n)
+
+
+def test_lora_scope_all_adds_the_adaptor(model: FunASRNanoASR) -> None:
+    model.set_trainable("lora", {"r": 4, "alpha": 8, "scope": "all"})
+    trainable = [n for n, p in model.module.named_parameters() if p.requires_grad]
+    assert any(".audio_adaptor." in n for n in trainable) and not any(
+        ".audio_encoder." in n for n in trainable
+    )
+    with pytest.raises(ConfigError, match="already applied"):
+        model.set_trainable("full")

@@ -1,0 +1,107 @@
+"""Fun-ASR-Nano end to end on a tiny random model and demo clips.
+
+``asr evaluate``; ``asr finetune`` (LoRA, 2 steps) from the shipped config; ``asr export`` of the
+result decoded by funasr's own ``AutoModel`` in a plain process (no code of ours) to the same text.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr.cli import main
+from asr.data.manifest import read_manifest
+from asr.models import load_model
+from tests.model_factory import build
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _texts(data: Path) -> list[str]:
+    return [u.text_norm for u in read_manifest(data / "manifests" / "train.jsonl")]
+
+
+def _evaluate(model: Path, manifest: Path, out: Path, *extra: str) -> list[dict[str, str]]:
+    argv = ["evaluate", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]
+    assert main([*argv, "--batch-size", "2", "--no-progress", "--bootstrap", "0", *extra]) == 0
+    with (out / "predictions.csv").open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_evaluate(demo_data: Path, tmp_path: Path) -> None:
+    model = build("fun-asr-nano", tmp_path / "model", texts=_texts(demo_data))
+    rows = _evaluate(model, demo_data / "manifests" / "test.jsonl", tmp_path / "run", "--limit", "4")
+    assert len(rows) == 4
+    assert not any("<|" in r["prediction"] or "/sil" in r["prediction"] for r in rows)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n_utterances"] == 4 and "cer" in metrics
+    assert metrics["decoding"]["guard"] is True
+    assert metrics["decoding"]["prompt"] == "语音转写成中文，不进行文本规整："
+
+
+# The plain process: funasr only, as a user of the export would run it (in the folder: funasr reads
+# llm_conf.init_param_path relative to the working directory).
+PLAIN_DECODE = """
+import json, sys
+import funasr.models.fun_asr_nano.model  # registers FunASRNano (funasr's __init__ does not)
+from funasr import AutoModel
+
+# WavFrontend dithers by default (random features); the export is decoded without, as asr evaluate does
+model = AutoModel(model=".", device="cpu", disable_update=True, hub="hf", frontend_conf={"dither": 0.0})
+texts = []
+for path in sys.argv[1:]:
+    res = model.generate(input=[path], language="中文", itn=False, max_length=512)
+    texts.append(res[0]["text"])
+print(json.dumps(texts, ensure_ascii=False))
+"""
+
+
+def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) -> None:
+    model = build("fun-asr-nano", tmp_path / "model", texts=_texts(few_clips))
+    run = tmp_path / "run"
+    settings = (
+        "max_steps=2 eval_steps=2 save_steps=2 batch_size=2 eval_batch_size=2 grad_accum=1 eval_limit=2"
+    )
+    quiet = "num_workers=0 bootstrap=0 zero_shot=false warmup_ratio=0 logging_steps=1 patience=null lora.r=4"
+    overrides = [
+        f"model={model}",
+        f"data={few_clips}",
+        f"output_dir={run}",
+        *settings.split(),
+        *quiet.split(),
+    ]
+    config = REPO / "asr" / "configs" / "fun-asr-nano-lora.yaml"
+    assert main(["finetune", "--config", str(config), *overrides]) == 0
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["global_step"] == 2 and summary["family"] == "fun_asr_nano"
+
+    export = tmp_path / "export"
+    assert main(["export", "--checkpoint", str(run / "best"), "--out", str(export)]) == 0
+    assert (export / "model.pt").is_file() and (export / "Qwen3-0.6B" / "config.json").is_file()
+    assert load_model(str(export), device="cpu").family == "fun_asr_nano"
+
+    manifest = few_clips / "manifests" / "test.jsonl"
+    ours = [r["prediction_raw"] for r in _evaluate(export, manifest, tmp_path / "eval", "--no-guard")]
+    assert len(ours) == 4
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours importable
+    plain = subprocess.run(
+        [sys.executable, "-c", PLAIN_DECODE, *(str(u.audio) for u in read_manifest(manifest))],
+        capture_output=True,
+        text=True,
+        env={**env, "OMP_NUM_THREADS": "1"},
+        cwd=export,
+        check=True,
+    )
+    # funasr's own post-processing of the decoded tokens: /sil to a space, whitespace runs to one space
+    assert json.loads(plain.stdout.splitlines()[-1]) == [
+        re.sub(r"\s+", " ", t.replace("/sil", " ")) for t in ours
+    ]
