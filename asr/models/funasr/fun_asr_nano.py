@@ -103,7 +103,19 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ModelSourceError(f"{where}: llm_conf.init_param_path names {folder}, which has no config.json")
     config["llm_conf"] = {**llm, "init_param_path": str(folder)}
     config["tokenizer_conf"] = {**(config.get("tokenizer_conf") or {}), "init_param_path": str(folder)}
+    for conf in _ctc_tokenizer_confs(
+        config
+    ):  # the CTC (timestamp) tokenizer's vocabulary, e.g. multilingual.tiktoken
+        vocab = conf.get("vocab_path")
+        if isinstance(vocab, str) and not Path(vocab).is_absolute() and (path / vocab).is_file():
+            conf["vocab_path"] = str(path / vocab)
     return config
+
+
+def _ctc_tokenizer_confs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``ctc_tokenizer_conf`` mappings funasr may read (top level, then ``dataset_conf``)."""
+    confs = [config.get("ctc_tokenizer_conf"), (config.get("dataset_conf") or {}).get("ctc_tokenizer_conf")]
+    return [c for c in confs if isinstance(c, dict)]
 
 
 class FunASRNanoASR(ASRModel):
@@ -158,7 +170,11 @@ class FunASRNanoASR(ASRModel):
                 raise ModelSourceError(
                     f"{path}: no {SAFETENSORS_FILE} or {NATIVE_WEIGHTS_FILE} next to config.yaml"
                 )
-            apply_state(net, load_state(weights), weights)
+            state = load_state(weights)
+            # funasr's own rule: without trained CTC tensors (the release has none) the timestamp
+            # branch is dropped, so its parameters are not missing weights
+            net.on_pretrained_model_loaded(set(state))
+            apply_state(net, state, weights)
         net.to(device=device, dtype=dtype).eval()
         return cls(net, tokenizer, frontend, path, config, spec, device, dtype)
 
@@ -176,6 +192,12 @@ class FunASRNanoASR(ASRModel):
         config["llm_conf"]["init_param_path"] = LLM_DIR
         config["tokenizer_conf"]["init_param_path"] = LLM_DIR
         config["llm_conf"]["use_lora"] = False  # merged
+        for conf in _ctc_tokenizer_confs(config):
+            vocab = conf.get("vocab_path")
+            if isinstance(vocab, str) and Path(vocab).is_file():
+                if Path(vocab).resolve() != (out_dir / Path(vocab).name).resolve():
+                    shutil.copyfile(vocab, out_dir / Path(vocab).name)
+                conf["vocab_path"] = Path(vocab).name
         (out_dir / CONFIG_FILE).write_text(
             yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
