@@ -162,6 +162,7 @@ class FunASRNanoASR(ASRModel):
             raise ModelSourceError(
                 f"{path / CONFIG_FILE}: funasr could not build FunASRNano ({err})"
             ) from err
+        state: dict[str, torch.Tensor] = {}
         if not random_init:
             weights = next(
                 (path / n for n in (SAFETENSORS_FILE, NATIVE_WEIGHTS_FILE) if (path / n).is_file()), None
@@ -175,8 +176,21 @@ class FunASRNanoASR(ASRModel):
             # branch is dropped, so its parameters are not missing weights
             net.on_pretrained_model_loaded(set(state))
             apply_state(net, state, weights)
-        net.to(device=device, dtype=dtype).eval()
-        return cls(net, tokenizer, frontend, path, config, spec, device, dtype)
+        stored = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        loaded = cls(net, tokenizer, frontend, path, config, spec, device, dtype)
+        loaded.save_dtype = stored or torch.float32
+        loaded.to(device)
+        loaded.set_llm_dtype(dtype)
+        net.eval()
+        return loaded
+
+    def set_llm_dtype(self, dtype: torch.dtype) -> None:
+        """Run the LLM in ``dtype``; the audio encoder and adaptor stay fp32, as funasr runs them
+        (its encoder has fp32-only ops; the adaptor output is cast when written into the LLM input)."""
+        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+        self.net.float()
+        self.net.llm.to(dtype)
+        self.net.llm_dtype = names[dtype]  # funasr's forward runs the LLM under autocast in this dtype
 
     def save(self, out_dir: Path) -> None:
         """config.yaml, the LLM folder (config + tokenizer), ``model.safetensors`` (LoRA merged), marker."""
@@ -263,8 +277,8 @@ class FunASRNanoASR(ASRModel):
         self.net.eval()
         try:
             embeds = [self._embeds(w, options.language) for w in waves]
-            llm = self.module.llm if self._peft is None else self._peft.base_model.model.llm
-            dtype = self.param_dtype
+            llm = self.net.llm  # peft injects its LoRA layers into this same module
+            dtype = llm.dtype
             width = max(e.shape[1] for e in embeds)
             padded = torch.zeros(
                 len(embeds), width, embeds[0].shape[-1], device=embeds[0].device, dtype=dtype
@@ -393,7 +407,7 @@ class FunASRNanoASR(ASRModel):
             raise DataError(f"training batch lacks {', '.join(missing)} (build it with collate)")
         device = self.param_device
         inputs = {k: batch[k].to(device).clone() for k in keys}  # funasr edits them in place
-        inputs["speech"] = inputs["speech"].to(self.param_dtype)
+        inputs["speech"] = inputs["speech"].float()  # the audio encoder runs in fp32
         net = self.net  # the peft wrapper shares the LoRA-injected modules with it
         return net(**inputs)[0].reshape(())
 

@@ -118,3 +118,17 @@ def test_lora_scope_all_adds_the_adaptor(model: FunASRNanoASR) -> None:
     )
     with pytest.raises(ConfigError, match="already applied"):
         model.set_trainable("full")
+
+
+def test_half_precision_llm_keeps_the_encoder_fp32(tiny: Path) -> None:
+    """bf16 (what a GPU load picks): the LLM in bf16, encoder and adaptor fp32 as funasr runs them."""
+    model = FunASRNanoASR.load(
+        tiny, load_model(str(tiny), device="cpu").spec, torch.device("cpu"), torch.bfloat16
+    )
+    assert model.net.llm.dtype == torch.bfloat16 and model.net.llm_dtype == "bf16"
+    assert next(model.net.audio_encoder.parameters()).dtype == torch.float32
+    texts = model.transcribe([_wave(1.0), _wave(0.7, 3)], DecodeOptions(language="zh", beam_size=2))
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    model.set_trainable("lora", {"r": 4, "alpha": 8, "scope": "decoder"})
+    assert torch.isfinite(model.loss(model.collate([_wave(1.0)], TEXTS[:1])))
+    assert model.save_dtype == torch.float32  # the checkpoint's dtype, not the decode cast
