@@ -20,23 +20,18 @@ from typing import Any
 import torch
 
 from asr.models.funasr.fun_asr_nano import LLM_DIR, FunASRNanoASR
-from tests.model_factory.audio_llm import _bpe
+from tests.model_factory.audio_llm import LLM_DIMS, _bpe
+from tests.model_factory.funasr import FRONTEND_CONF
 
 QWEN3_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+# the speech-LLMs' tiny Qwen3 (untied embeddings, so random output varies; the real Qwen3-0.6B ties them)
 LLM_CONFIG = {
     "architectures": ["Qwen3ForCausalLM"],
     "model_type": "qwen3",
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "num_key_value_heads": 1,
-    "head_dim": 16,
-    "max_position_embeddings": 4096,
+    **LLM_DIMS,
     "rope_theta": 1000000,
     "rms_norm_eps": 1e-6,
     "hidden_act": "silu",
-    "tie_word_embeddings": False,  # the real Qwen3-0.6B ties them; untied so random output varies
     "torch_dtype": "float32",
 }
 
@@ -84,16 +79,7 @@ def tiny_config() -> dict[str, Any]:
             "freeze": False,
         },
         "frontend": "WavFrontend",
-        "frontend_conf": {
-            "fs": 16000,
-            "window": "hamming",
-            "n_mels": 80,
-            "frame_length": 25,
-            "frame_shift": 10,
-            "lfr_m": 7,
-            "lfr_n": 6,
-            "cmvn_file": None,
-        },
+        "frontend_conf": dict(FRONTEND_CONF, cmvn_file=None),  # SenseVoice's frontend, no CMVN file
         "tokenizer": "HuggingfaceTokenizer",
         "tokenizer_conf": {"unk_symbol": "<unk>", "init_param_path": LLM_DIR},
         "dataset_conf": {"sys_prompt": True, "do_think": True},

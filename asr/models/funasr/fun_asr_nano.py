@@ -40,8 +40,8 @@ from asr.models.funasr.checkpoint import (
     apply_state,
     funasr_tables,
     load_state,
-    write_native_weights,
 )
+from asr.models.funasr.export import FunasrExport
 from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
 from asr.models.peft_utils import apply_lora, merge_lora
 from asr.models.registry import LLM_LORA_TARGETS
@@ -118,7 +118,7 @@ def _ctc_tokenizer_confs(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in confs if isinstance(c, dict)]
 
 
-class FunASRNanoASR(ASRModel):
+class FunASRNanoASR(FunasrExport, ASRModel):
     """A funasr ``FunASRNano`` (speech encoder + Qwen3 LLM) behind :class:`ASRModel`."""
 
     family: ClassVar[str] = "fun_asr_nano"
@@ -222,20 +222,6 @@ class FunASRNanoASR(ASRModel):
         save_file(tensors, str(out_dir / SAFETENSORS_FILE), metadata={"format": "pt"})
         (out_dir / NATIVE_WEIGHTS_FILE).unlink(missing_ok=True)  # a stale model.pt would win in funasr
         write_marker(out_dir, self.family, self.spec.name)
-
-    @classmethod
-    def check_full_weights(cls, path: Path) -> None:
-        if not (path / SAFETENSORS_FILE).is_file() and not (path / NATIVE_WEIGHTS_FILE).is_file():
-            raise ModelSourceError(f"{path}: config.yaml but no {SAFETENSORS_FILE} or {NATIVE_WEIGHTS_FILE}")
-
-    def save_export(self, out_dir: Path) -> None:
-        """Also write ``model.pt`` (tensors only): funasr's ``AutoModel`` reads nothing else."""
-        self.save(out_dir)
-        write_native_weights(Path(out_dir))
-
-    @classmethod
-    def card_library(cls, adapter: bool) -> str:
-        return "funasr"
 
     @classmethod
     def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
