@@ -21,11 +21,10 @@ from asr.data.audio import load_audio
 from asr.data.manifest import read_manifest, write_manifest
 from asr.models import load_model
 from asr.models.audio_llm.model import AudioLLMASR
+from tests.e2e.lora_smoke import finetune_two_steps
 from tests.model_factory.audio_llm import build_tiny
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _texts(data: Path) -> list[str]:
@@ -106,22 +105,8 @@ print(json.dumps(texts))
 def test_lora_finetune_export_and_plain_transformers(few_clips: Path, tmp_path: Path) -> None:
     model = build_tiny(tmp_path / "model", _texts(few_clips), kind="qwen3_asr")
     run = tmp_path / "run"
-    # short, quiet and fast: 2 LoRA steps at batch 2, validation on 2 clips, no zero-shot or bootstrap
-    settings = (
-        "max_steps=2 eval_steps=2 save_steps=2 batch_size=2 eval_batch_size=2 grad_accum=1 eval_limit=2"
-    )
-    quiet = "num_workers=0 bootstrap=0 zero_shot=false warmup_ratio=0 logging_steps=1 patience=null lora.r=4"
-    overrides = [
-        f"model={model}",
-        f"data={few_clips}",
-        f"output_dir={run}",
-        *settings.split(),
-        *quiet.split(),
-    ]
-    config = REPO / "asr" / "configs" / "qwen3-asr-0.6b-lora.yaml"
-    assert main(["finetune", "--config", str(config), *overrides]) == 0
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    assert summary["global_step"] == 2 and summary["family"] == "audio_llm"
+    summary = finetune_two_steps("qwen3-asr-0.6b-lora.yaml", model, few_clips, run)
+    assert summary["family"] == "audio_llm"
     assert (run / "best" / "adapter_config.json").is_file()
 
     export = tmp_path / "export"

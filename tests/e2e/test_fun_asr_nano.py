@@ -19,11 +19,10 @@ import pytest
 from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.models import load_model
+from tests.e2e.lora_smoke import finetune_two_steps
 from tests.model_factory import build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _texts(data: Path) -> list[str]:
@@ -68,21 +67,8 @@ print(json.dumps(texts, ensure_ascii=False))
 def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) -> None:
     model = build("fun-asr-nano", tmp_path / "model", texts=_texts(few_clips))
     run = tmp_path / "run"
-    settings = (
-        "max_steps=2 eval_steps=2 save_steps=2 batch_size=2 eval_batch_size=2 grad_accum=1 eval_limit=2"
-    )
-    quiet = "num_workers=0 bootstrap=0 zero_shot=false warmup_ratio=0 logging_steps=1 patience=null lora.r=4"
-    overrides = [
-        f"model={model}",
-        f"data={few_clips}",
-        f"output_dir={run}",
-        *settings.split(),
-        *quiet.split(),
-    ]
-    config = REPO / "asr" / "configs" / "fun-asr-nano-lora.yaml"
-    assert main(["finetune", "--config", str(config), *overrides]) == 0
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    assert summary["global_step"] == 2 and summary["family"] == "fun_asr_nano"
+    summary = finetune_two_steps("fun-asr-nano-lora.yaml", model, few_clips, run)
+    assert summary["family"] == "fun_asr_nano"
 
     export = tmp_path / "export"
     assert main(["export", "--checkpoint", str(run / "best"), "--out", str(export)]) == 0
