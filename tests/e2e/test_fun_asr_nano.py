@@ -6,7 +6,6 @@ result decoded by funasr's own ``AutoModel`` in a plain process (no code of ours
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -19,26 +18,15 @@ import pytest
 from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.models import load_model
-from tests.e2e.lora_smoke import finetune_two_steps
+from tests.e2e.speech_llm_runs import evaluate_rows, finetune_two_steps, train_texts
 from tests.model_factory import build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
-def _texts(data: Path) -> list[str]:
-    return [u.text_norm for u in read_manifest(data / "manifests" / "train.jsonl")]
-
-
-def _evaluate(model: Path, manifest: Path, out: Path, *extra: str) -> list[dict[str, str]]:
-    argv = ["evaluate", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]
-    assert main([*argv, "--batch-size", "2", "--no-progress", "--bootstrap", "0", *extra]) == 0
-    with (out / "predictions.csv").open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_evaluate(demo_data: Path, tmp_path: Path) -> None:
-    model = build("fun-asr-nano", tmp_path / "model", texts=_texts(demo_data))
-    rows = _evaluate(model, demo_data / "manifests" / "test.jsonl", tmp_path / "run", "--limit", "4")
+    model = build("fun-asr-nano", tmp_path / "model", texts=train_texts(demo_data))
+    rows = evaluate_rows(model, demo_data / "manifests" / "test.jsonl", tmp_path / "run", "--limit", "4")
     assert len(rows) == 4
     assert not any("<|" in r["prediction"] or "/sil" in r["prediction"] for r in rows)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
@@ -65,7 +53,7 @@ print(json.dumps(texts, ensure_ascii=False))
 
 
 def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) -> None:
-    model = build("fun-asr-nano", tmp_path / "model", texts=_texts(few_clips))
+    model = build("fun-asr-nano", tmp_path / "model", texts=train_texts(few_clips))
     run = tmp_path / "run"
     summary = finetune_two_steps("fun-asr-nano-lora.yaml", model, few_clips, run)
     assert summary["family"] == "fun_asr_nano"
@@ -76,7 +64,7 @@ def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) 
     assert load_model(str(export), device="cpu").family == "fun_asr_nano"
 
     manifest = few_clips / "manifests" / "test.jsonl"
-    ours = [r["prediction_raw"] for r in _evaluate(export, manifest, tmp_path / "eval", "--no-guard")]
+    ours = [r["prediction_raw"] for r in evaluate_rows(export, manifest, tmp_path / "eval", "--no-guard")]
     assert len(ours) == 4
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours importable
     plain = subprocess.run(

@@ -1,12 +1,14 @@
-"""The 2-step LoRA fine-tuning run the speech-LLM e2e tests share (tiny model, few clips)."""
+"""The runs the speech-LLM e2e tests share: ``asr evaluate`` of a manifest, a 2-step LoRA ``asr finetune``."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
 from asr.cli import main
+from asr.data.manifest import read_manifest
 
 CONFIGS = Path(__file__).resolve().parents[2] / "asr" / "configs"
 # short, quiet and fast: 2 LoRA steps at batch 2, validation on 2 clips, no zero-shot or bootstrap
@@ -21,3 +23,16 @@ def finetune_two_steps(config: str, model: Path, data: Path, run: Path) -> dict[
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     assert summary["global_step"] == 2
     return summary
+
+
+def train_texts(data: Path) -> list[str]:
+    """The normalized training transcripts of a prepared corpus (a tiny model's vocabulary)."""
+    return [u.text_norm for u in read_manifest(data / "manifests" / "train.jsonl")]
+
+
+def evaluate_rows(model: Path, manifest: Path, out: Path, *extra: str) -> list[dict[str, str]]:
+    """``asr evaluate`` at batch 2 (no progress bar, no bootstrap); the rows of predictions.csv."""
+    argv = ["evaluate", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]
+    assert main([*argv, "--batch-size", "2", "--no-progress", "--bootstrap", "0", *extra]) == 0
+    with (out / "predictions.csv").open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
