@@ -26,13 +26,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 def test_evaluate(demo_data: Path, tmp_path: Path) -> None:
     model = build("fun-asr-nano", tmp_path / "model", texts=train_texts(demo_data))
-    rows = evaluate_rows(model, demo_data / "manifests" / "test.jsonl", tmp_path / "run", "--limit", "4")
+    manifest = demo_data / "manifests" / "test.jsonl"
+    rows = evaluate_rows(model, manifest, tmp_path / "run", "--limit", "4", "--context", "岳麓山，橘子洲")
     assert len(rows) == 4
     assert not any("<|" in r["prediction"] or "/sil" in r["prediction"] for r in rows)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["n_utterances"] == 4 and "cer" in metrics
     assert metrics["decoding"]["guard"] is True
-    assert metrics["decoding"]["prompt"] == "语音转写成中文，不进行文本规整："
+    assert metrics["decoding"]["prompt"].endswith(
+        "热词列表：[岳麓山, 橘子洲]\n语音转写成中文，不进行文本规整："
+    )
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["decoding"]["context"]
+    assert recorded == "岳麓山，橘子洲"  # the hot words given, recorded with the run
 
 
 # The plain process: funasr only, as a user of the export would run it (in the folder: funasr reads

@@ -51,7 +51,7 @@ from asr.text.normalize import strip_model_tags
 LLM_DIR = "Qwen3-0.6B"  # the release's LLM folder name
 END_OF_TURN = "<|im_end|>"
 # The prompt's language hint: funasr's get_prompt writes "语音转写成<name>" (Nano: 中文, 英文, 日文)
-LANGUAGE_NAMES = {"zh": "中文", "en": "英文", "ja": "日文", "yue": "粤语"}
+LANGUAGE_NAMES = {"zh": "中文", "en": "英文", "ja": "日文"}
 # the audio adaptor's linears (funasr llm_asr.adaptor.Transformer): projection and attention blocks
 ADAPTOR_LINEARS = ("linear1", "linear2", "linear_q", "linear_k", "linear_v", "linear_out", "w_1", "w_2")
 MIN_SAMPLES = 400  # one 25 ms analysis window; shorter clips are zero-padded to it
@@ -80,6 +80,15 @@ def prompt_language(language: str | None) -> str | None:
             f"Fun-ASR-Nano language {language!r} is not one of auto, {', '.join(LANGUAGE_NAMES)}"
         )
     return LANGUAGE_NAMES[language]
+
+
+def hotwords(context: str | None) -> list[str]:
+    """The hot-word list of a context text: its entries split at commas, 、, semicolons and newlines.
+
+    >>> hotwords("长沙话：岳麓山，橘子洲\n坡子街")
+    ['长沙话：岳麓山', '橘子洲', '坡子街']
+    """
+    return [w.strip() for w in re.split(r"[,，、;；\n]", context or "") if w.strip()]
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -241,12 +250,13 @@ class FunASRNanoASR(FunasrExport, ASRModel):
         return self._peft if self._peft is not None else self.net
 
     # --- inference ------------------------------------------------------
-    def _prompt(self, language: str | None) -> str:
-        return self.net.get_prompt([], prompt_language(language), itn=False)
+    def _prompt(self, language: str | None, context: str | None = None) -> str:
+        """funasr's prompt: the hot-word list from ``context`` (if any), the language hint, no ITN."""
+        return self.net.get_prompt(hotwords(context), prompt_language(language), itn=False)
 
-    def _embeds(self, wave: np.ndarray, language: str | None) -> torch.Tensor:
+    def _embeds(self, wave: np.ndarray, prompt: str) -> torch.Tensor:
         """Prompt embeddings of one clip ([1, T, D]) built by funasr's own code."""
-        chat = self.net.generate_chatml(self._prompt(language), torch.from_numpy(_as_wave(wave)))
+        chat = self.net.generate_chatml(prompt, torch.from_numpy(_as_wave(wave)))
         embeds = self.net.inference_prepare(
             [chat], None, ["utt"], self.tokenizer, self.infer_frontend, device=self.param_device
         )[0]
@@ -262,7 +272,8 @@ class FunASRNanoASR(FunasrExport, ASRModel):
         was_training = self.net.training
         self.net.eval()
         try:
-            embeds = [self._embeds(w, options.language) for w in waves]
+            prompt = self._prompt(options.language, options.context)
+            embeds = [self._embeds(w, prompt) for w in waves]
             llm = self.net.llm  # peft injects its LoRA layers into this same module
             dtype = llm.dtype
             width = max(e.shape[1] for e in embeds)
@@ -308,7 +319,7 @@ class FunASRNanoASR(FunasrExport, ASRModel):
 
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         settings = options.as_dict()
-        settings.update(backend="torch", prompt=self._prompt(options.language), itn=False, context=None)
+        settings.update(backend="torch", prompt=self._prompt(options.language, options.context), itn=False)
         return settings
 
     # --- training -------------------------------------------------------

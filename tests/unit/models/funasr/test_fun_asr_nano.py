@@ -75,6 +75,16 @@ def test_transcribe_batch_matches_single(model: FunASRNanoASR) -> None:
     assert settings["prompt"] == "语音转写成中文，不进行文本规整：" and settings["guard"] is True
 
 
+def test_context_becomes_the_hotword_list(model: FunASRNanoASR) -> None:
+    options = DecodeOptions(language="zh", context="岳麓山，橘子洲\n坡子街")
+    settings = model.decoding_settings(options)
+    assert settings["context"] == "岳麓山，橘子洲\n坡子街"
+    assert "热词列表：[岳麓山, 橘子洲, 坡子街]\n语音转写成中文" in settings["prompt"]
+    assert model.decoding_settings(DecodeOptions(language=None))["prompt"] == "语音转写，不进行文本规整："
+    plain = model.transcribe([_wave(1.0)], DecodeOptions(language="zh"))
+    assert len(model.transcribe([_wave(1.0)], options)) == len(plain) == 1
+
+
 def test_guard_caps_a_looping_decoder(model: FunASRNanoASR) -> None:
     """An LLM that always predicts the same token is cut to one copy of its loop, within the cap."""
     loop = model.tokenizer.encode("岳")[0]  # an ordinary BPE token
