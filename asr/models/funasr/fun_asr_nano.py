@@ -85,7 +85,7 @@ def prompt_language(language: str | None) -> str | None:
 def hotwords(context: str | None) -> list[str]:
     """The hot-word list of a context text: its entries split at commas, 、, semicolons and newlines.
 
-    >>> hotwords("长沙话：岳麓山，橘子洲\n坡子街")
+    >>> hotwords("长沙话：岳麓山，橘子洲\\n坡子街")
     ['长沙话：岳麓山', '橘子洲', '坡子街']
     """
     return [w.strip() for w in re.split(r"[,，、;；\n]", context or "") if w.strip()]
