@@ -40,9 +40,10 @@ LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pro
 # (OpenAI's original code and weights release is MIT).
 APACHE_2 = License("apache-2.0")
 MIT = License("mit")  # GLM-ASR-Nano-2512's Hub metadata
-# Fun-ASR-Nano-2512: the main repository's licence was not found in the sources searched (its
-# official -vllm packaging, FunAudioLLM/Fun-ASR-Nano-2512-vllm, states apache-2.0); "other", linked.
-FUNASR_NANO_LICENSE = License("other", "fun-asr-nano", "https://huggingface.co/FunAudioLLM/Fun-ASR-Nano-2512")
+# Fun-ASR-Nano-2512: apache-2.0 as stated by FunAudioLLM's official packaging of the same tensors
+# (huggingface.co/FunAudioLLM/Fun-ASR-Nano-2512-vllm: "bitwise equal to the tensors in the official
+# source model.pt"); the main repository's card was not reachable here to confirm it.
+FUNASR_NANO_LICENSE = APACHE_2
 FUNASR_LICENSE = License(
     "other", "funasr-model-license", "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE"
 )
