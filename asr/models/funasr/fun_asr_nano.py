@@ -254,11 +254,20 @@ class FunASRNanoASR(FunasrExport, ASRModel):
         """funasr's prompt: the hot-word list from ``context`` (if any), the language hint, no ITN."""
         return self.net.get_prompt(hotwords(context), prompt_language(language), itn=False)
 
+    def _dataset_conf(self) -> dict[str, Any]:
+        return dict(self.config.get("dataset_conf") or {})
+
     def _embeds(self, wave: np.ndarray, prompt: str) -> torch.Tensor:
         """Prompt embeddings of one clip ([1, T, D]) built by funasr's own code."""
         chat = self.net.generate_chatml(prompt, torch.from_numpy(_as_wave(wave)))
         embeds = self.net.inference_prepare(
-            [chat], None, ["utt"], self.tokenizer, self.infer_frontend, device=self.param_device
+            [chat],
+            None,
+            ["utt"],
+            self.tokenizer,
+            self.infer_frontend,
+            device=self.param_device,
+            dataset_conf=self._dataset_conf(),  # do_think / sys_prompt, as funasr's AutoModel passes them
         )[0]
         return embeds
 
@@ -367,7 +376,7 @@ class FunASRNanoASR(FunasrExport, ASRModel):
             chat[-1]["content"] = text
             contents = self.net.data_template(chat)
             samples.append(self.net.data_load_speech(contents, self.tokenizer, self.frontend, meta_data={},
-                                                     dataset_conf=self.config.get("dataset_conf") or {}))  # fmt: skip
+                                                     dataset_conf=self._dataset_conf()))  # fmt: skip
         width = max(s["input_ids"].shape[1] for s in samples)
         n = len(samples)
         input_ids = torch.zeros(n, width, dtype=torch.long)
