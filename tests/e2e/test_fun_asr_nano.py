@@ -44,7 +44,6 @@ def test_evaluate(demo_data: Path, tmp_path: Path) -> None:
 # llm_conf.init_param_path relative to the working directory).
 PLAIN_DECODE = """
 import json, sys
-import funasr.models.fun_asr_nano.model  # registers FunASRNano (funasr's __init__ does not)
 from funasr import AutoModel
 
 # WavFrontend dithers by default (random features); the export is decoded without, as asr evaluate does

@@ -158,8 +158,6 @@ class FunASRNanoASR(FunasrExport, ASRModel):
     ) -> FunASRNanoASR:
         """Build from config.yaml and load the weights (``random_init``: keep the random init; tests)."""
         tables = funasr_tables()
-        import funasr.models.fun_asr_nano.model  # noqa: F401  (registers FunASRNano; funasr does not import it)
-
         config = read_config(path)
         tokenizer = tables.tokenizer_classes["HuggingfaceTokenizer"](**config["tokenizer_conf"])
         frontend = _frontend(config)
@@ -236,7 +234,6 @@ class FunASRNanoASR(FunasrExport, ASRModel):
     def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
         return [
             *python_block(
-                "import funasr.models.fun_asr_nano.model  # registers FunASRNano",
                 "from funasr import AutoModel",
                 "",
                 "# run in the downloaded folder: funasr reads llm_conf.init_param_path (Qwen3-0.6B) from the cwd",
