@@ -23,6 +23,7 @@ FAMILIES: dict[str, str] = {
     "ctc": "asr.models.ctc.model:CTCASR",
     "funasr": "asr.models.funasr.model:FunASRModel",
     "audio_llm": "asr.models.audio_llm.model:AudioLLMASR",
+    "fun_asr_nano": "asr.models.funasr.fun_asr_nano:FunASRNanoASR",
 }
 
 DEFAULT_MODEL = "whisper-base"  # what `asr finetune` trains when the config names no model
@@ -39,6 +40,10 @@ LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pro
 # (OpenAI's original code and weights release is MIT).
 APACHE_2 = License("apache-2.0")
 MIT = License("mit")  # GLM-ASR-Nano-2512's Hub metadata
+# Fun-ASR-Nano-2512: apache-2.0 as stated by FunAudioLLM's official packaging of the same tensors
+# (huggingface.co/FunAudioLLM/Fun-ASR-Nano-2512-vllm: "bitwise equal to the tensors in the official
+# source model.pt"); the main repository's card was not reachable here to confirm it.
+FUNASR_NANO_LICENSE = APACHE_2
 FUNASR_LICENSE = License(
     "other", "funasr-model-license", "https://github.com/modelscope/FunASR/blob/main/MODEL_LICENSE"
 )
@@ -150,6 +155,18 @@ MODELS: dict[str, ModelSpec] = {
             2,
             "GLM-ASR-Nano-2512 (1.5B): Whisper-style encoder + GLM (Llama) LLM, Mandarin, Cantonese, dialects",
             MIT,
+        ),
+        ModelSpec(
+            name="fun-asr-nano",
+            family="fun_asr_nano",
+            hub_id="FunAudioLLM/Fun-ASR-Nano-2512",
+            modelscope_id="FunAudioLLM/Fun-ASR-Nano-2512",
+            lora_targets=LLM_LORA_TARGETS,
+            eval_batch_size=8,
+            train_batch_size=4,
+            learning_rate={"lora": 2e-4, "full": 1e-5, "decoder": 1e-5},
+            description="Fun-ASR-Nano-2512 (0.8B): SenseVoice encoder + Qwen3-0.6B LLM, 31 languages, 7 dialects incl. Xiang (funasr)",
+            license=FUNASR_NANO_LICENSE,
         ),
     )
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def detect_family(path: Path) -> tuple[str, str | None]:
         if model_type in _AUDIO_LLM_TYPES:
             return "audio_llm", None
     if (path / "config.yaml").is_file():
-        return "funasr", None
+        is_nano = re.search(
+            r"^model:\s*FunASRNano\s*$", (path / "config.yaml").read_text(encoding="utf-8"), re.M
+        )
+        return ("fun_asr_nano" if is_nano else "funasr"), None
     if (path / "adapter_config.json").is_file():
         raise ModelSourceError(
             f"{path} holds only a LoRA adapter; export it with `asr export --merge-lora` "

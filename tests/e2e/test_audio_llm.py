@@ -6,7 +6,6 @@ result decoded by a plain transformers process (no code of ours) to the same tex
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -21,31 +20,19 @@ from asr.data.audio import load_audio
 from asr.data.manifest import read_manifest, write_manifest
 from asr.models import load_model
 from asr.models.audio_llm.model import AudioLLMASR
+from tests.e2e.speech_llm_runs import evaluate_rows, finetune_two_steps, train_texts
 from tests.model_factory.audio_llm import build_tiny
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _texts(data: Path) -> list[str]:
-    return [u.text_norm for u in read_manifest(data / "manifests" / "train.jsonl")]
-
-
-def _evaluate(model: Path, manifest: Path, out: Path, *extra: str) -> list[dict[str, str]]:
-    argv = ["evaluate", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]
-    assert main([*argv, "--batch-size", "2", "--no-progress", "--bootstrap", "0", *extra]) == 0
-    with (out / "predictions.csv").open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
 
 @pytest.mark.parametrize("kind", ["qwen3_asr", "glmasr"])
 def test_evaluate(kind: str, demo_data: Path, tmp_path: Path) -> None:
-    model = build_tiny(tmp_path / "model", _texts(demo_data), kind=kind)
+    model = build_tiny(tmp_path / "model", train_texts(demo_data), kind=kind)
     context = tmp_path / "context.txt"
     context.write_text("长沙话：岳麓山，橘子洲，坡子街\n", encoding="utf-8")
     manifest = demo_data / "manifests" / "test.jsonl"
-    rows = _evaluate(model, manifest, tmp_path / "run", "--limit", "4", "--context", str(context))
+    rows = evaluate_rows(model, manifest, tmp_path / "run", "--limit", "4", "--context", str(context))
     assert len(rows) == 4 and all(r["prediction"] for r in rows)
     assert not any("<asr_text>" in r["prediction"] for r in rows)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
@@ -61,7 +48,7 @@ def test_evaluate(kind: str, demo_data: Path, tmp_path: Path) -> None:
 
 def test_per_utterance_context(demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ``context`` manifest field decodes that utterance as ``--context`` would; the others keep ``--context``."""
-    model = build_tiny(tmp_path / "model", _texts(demo_data), kind="qwen3_asr")
+    model = build_tiny(tmp_path / "model", train_texts(demo_data), kind="qwen3_asr")
     utts = read_manifest(demo_data / "manifests" / "test.jsonl")[:3]
     utts[1].extra["context"] = "岳麓山，橘子洲"
     write_manifest(tmp_path / "mixed.jsonl", utts)
@@ -73,12 +60,12 @@ def test_per_utterance_context(demo_data: Path, tmp_path: Path, monkeypatch: pyt
         return transcribe(self, waves, options, durations)
 
     monkeypatch.setattr(AudioLLMASR, "transcribe", spy)
-    mixed = _evaluate(
+    mixed = evaluate_rows(
         model, tmp_path / "mixed.jsonl", tmp_path / "mixed", "--batch-size", "3", "--context", "坡子街"
     )
     assert sorted(seen) == [(1, "岳麓山，橘子洲"), (2, "坡子街")]
     write_manifest(tmp_path / "one.jsonl", utts[1:2])
-    alone = _evaluate(model, tmp_path / "one.jsonl", tmp_path / "one", "--context", "岳麓山，橘子洲")
+    alone = evaluate_rows(model, tmp_path / "one.jsonl", tmp_path / "one", "--context", "岳麓山，橘子洲")
     assert [r["prediction_raw"] for r in mixed if r["id"] == utts[1].id] == [alone[0]["prediction_raw"]]
 
 
@@ -104,24 +91,10 @@ print(json.dumps(texts))
 
 
 def test_lora_finetune_export_and_plain_transformers(few_clips: Path, tmp_path: Path) -> None:
-    model = build_tiny(tmp_path / "model", _texts(few_clips), kind="qwen3_asr")
+    model = build_tiny(tmp_path / "model", train_texts(few_clips), kind="qwen3_asr")
     run = tmp_path / "run"
-    # short, quiet and fast: 2 LoRA steps at batch 2, validation on 2 clips, no zero-shot or bootstrap
-    settings = (
-        "max_steps=2 eval_steps=2 save_steps=2 batch_size=2 eval_batch_size=2 grad_accum=1 eval_limit=2"
-    )
-    quiet = "num_workers=0 bootstrap=0 zero_shot=false warmup_ratio=0 logging_steps=1 patience=null lora.r=4"
-    overrides = [
-        f"model={model}",
-        f"data={few_clips}",
-        f"output_dir={run}",
-        *settings.split(),
-        *quiet.split(),
-    ]
-    config = REPO / "asr" / "configs" / "qwen3-asr-0.6b-lora.yaml"
-    assert main(["finetune", "--config", str(config), *overrides]) == 0
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-    assert summary["global_step"] == 2 and summary["family"] == "audio_llm"
+    summary = finetune_two_steps("qwen3-asr-0.6b-lora.yaml", model, few_clips, run)
+    assert summary["family"] == "audio_llm"
     assert (run / "best" / "adapter_config.json").is_file()
 
     export = tmp_path / "export"
@@ -130,7 +103,7 @@ def test_lora_finetune_export_and_plain_transformers(few_clips: Path, tmp_path: 
     assert load_model(str(export), device="cpu").family == "audio_llm"
 
     manifest = few_clips / "manifests" / "test.jsonl"
-    ours = [r["prediction"] for r in _evaluate(export, manifest, tmp_path / "eval", "--no-guard")]
+    ours = [r["prediction"] for r in evaluate_rows(export, manifest, tmp_path / "eval", "--no-guard")]
     assert len(ours) == 4 and all(ours)
     waves = {u.id: load_audio(u.audio) for u in read_manifest(manifest)}
     np.savez(tmp_path / "waves.npz", **waves)

@@ -175,6 +175,7 @@ def test_models_lists_every_registered_model(capsys: pytest.CaptureFixture[str])
         "qwen3-asr-0.6b",
         "qwen3-asr-1.7b",
         "glm-asr-nano",
+        "fun-asr-nano",
     ]
 
 

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 from asr.errors import ConfigError
-from tests.model_factory import audio_llm, ctc, funasr, whisper
+from tests.model_factory import audio_llm, ctc, fun_asr_nano, funasr, whisper
 from tests.model_factory.ctc import XLSR_LAYERS
 from tests.model_factory.funasr import FUNASR_LAYERS, KINDS
 from tests.model_factory.whisper import WHISPER
@@ -85,6 +85,8 @@ def build(
         raise ConfigError(f"layers must be at least 1 and only with size='real', got {layers} ({size})")
     if name in AUDIO_LLM_KINDS and size == "tiny":
         return audio_llm.build_tiny(Path(out_dir), texts or [], seed=seed, kind=AUDIO_LLM_KINDS[name])
+    if name == "fun-asr-nano" and size == "tiny":
+        return fun_asr_nano.build_tiny(Path(out_dir), texts or [], seed=seed)
     if name not in REAL_WRITERS:
         raise KeyError(f"no model {name!r}; known: {', '.join(NAMES)}")
     out_dir = Path(out_dir)
