@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from asr.export.cards import audio_llm, ctc, funasr, whisper
+from asr.export.cards import audio_llm, ctc, fun_asr_nano, funasr, whisper
 from asr.export.cards.blocks import python_block
 
 __all__ = ["limitations", "python_block", "usage"]
 
-TEMPLATES: dict[str, ModuleType] = {"whisper": whisper, "ctc": ctc, "funasr": funasr, "audio_llm": audio_llm}
+TEMPLATES: dict[str, ModuleType] = {
+    "whisper": whisper,
+    "ctc": ctc,
+    "funasr": funasr,
+    "audio_llm": audio_llm,
+    "fun_asr_nano": fun_asr_nano,
+}
 
 
 def usage(family: str, model_id: str, ct2_quantization: str | None = None) -> list[str]:

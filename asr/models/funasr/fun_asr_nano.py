@@ -32,7 +32,7 @@ from transformers import LogitsProcessorList
 
 from asr.errors import ConfigError, DataError, ModelSourceError
 from asr.models.base import ASRModel
-from asr.models.checkpoint import SAMPLE_RATE, cast_state, python_block, write_marker
+from asr.models.checkpoint import SAMPLE_RATE, cast_state, write_marker
 from asr.models.funasr.checkpoint import (
     CONFIG_FILE,
     NATIVE_WEIGHTS_FILE,
@@ -229,18 +229,6 @@ class FunASRNanoASR(FunasrExport, ASRModel):
         save_file(tensors, str(out_dir / SAFETENSORS_FILE), metadata={"format": "pt"})
         (out_dir / NATIVE_WEIGHTS_FILE).unlink(missing_ok=True)  # a stale model.pt would win in funasr
         write_marker(out_dir, self.family, self.spec.name)
-
-    @classmethod
-    def card_usage(cls, model_id: str, ct2_quantization: str | None = None) -> list[str]:
-        return [
-            *python_block(
-                "from funasr import AutoModel",
-                "",
-                "# run in the downloaded folder: funasr reads llm_conf.init_param_path (Qwen3-0.6B) from the cwd",
-                'model = AutoModel(model=".", disable_update=True)',
-                'print(model.generate(input=["clip.wav"], language="中文")[0]["text"])',
-            ),
-        ]
 
     @property
     def module(self) -> torch.nn.Module:
