@@ -219,6 +219,27 @@ def score_rows(
     return EvalResult(record, result)
 
 
+def _accept_edited_manifest(out_dir: Path, settings: RunSettings, utts: Sequence[Utterance]) -> None:
+    done = read_done(out_dir / PREDICTIONS_FILE)
+    by_id = {u.id: u for u in utts}
+    stale = [
+        i for i, row in done.items()
+        if i in by_id and (row["reference"] != by_id[i].text or
+                           (by_id[i].duration is not None and abs(float(row["duration"]) - by_id[i].duration) > 0.01))
+    ]  # fmt: skip
+    if stale:
+        raise ASRError(
+            f"{settings.manifest} changed since {out_dir} was decoded and {len(stale)} decoded rows no longer "
+            f"match it (e.g. {', '.join(stale[:3])}: another reference or audio); use another --out"
+        )
+    gone = [i for i in done if i not in by_id]
+    log.warning(
+        "%s changed since the run started: %d decoded rows kept, %d no longer in it left out, %d to decode",
+        settings.manifest, len(done) - len(gone), len(gone), sum(u.id not in done for u in utts),
+    )  # fmt: skip
+    settings.save(out_dir / RUN_SETTINGS_FILE)
+
+
 def check_new_run(out_dir: Path, resume: bool) -> None:
     """Before any work: ``out_dir`` is writable, and holds no earlier run unless resuming it."""
     check_output_dir(out_dir)
@@ -243,15 +264,23 @@ def run_settings(
     )
 
 
-def save_run_settings(out_dir: Path, settings: RunSettings, resume: bool) -> None:
+def save_run_settings(
+    out_dir: Path, settings: RunSettings, resume: bool, utts: Sequence[Utterance] | None = None
+) -> None:
     """Record what a run decodes with; only the call that starts the run writes ``run.json``.
 
     A resumed run must match the recorded settings exactly; a run with predictions but no
-    ``run.json`` (an older toolkit) cannot prove that and is refused.
+    ``run.json`` (an older toolkit) cannot prove that and is refused. One exception: with
+    ``utts``, a manifest edited since the run started (rows dropped, e.g. a clip that failed)
+    is accepted when every decoded row still in it has the same reference and duration; rows
+    no longer in it are left out of the results, and ``run.json`` records the new manifest.
     """
     path = out_dir / RUN_SETTINGS_FILE
     if path.is_file() and resume:
         changed = settings.differences(RunSettings.load(path))
+        if changed == ["manifest_sha256"] and utts is not None:
+            _accept_edited_manifest(out_dir, settings, utts)
+            return
         if changed:
             raise ASRError(
                 f"{out_dir} was decoded with different settings ({', '.join(changed)}); "

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     recorded = run_settings(model, str(args.model), args.manifest, args.limit, settings)
-    save_run_settings(args.out, recorded, resume=args.resume)
+    save_run_settings(args.out, recorded, resume=args.resume, utts=utts)
     record = evaluate(
         model,
         utts,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -64,7 +65,30 @@ def test_resume_refuses_a_changed_manifest(tiny_whisper, manifest, tmp_path, cap
         "\n".join([json.dumps(first, ensure_ascii=False), *rows[1:]]) + "\n", encoding="utf-8"
     )
     assert _evaluate(tiny_whisper, manifest, out, "--resume") == 2
-    assert "manifest_sha256" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"changed since {out} was decoded and 1 decoded rows no longer match it (e.g. {first['id']}" in err
+
+
+def test_resume_accepts_a_manifest_that_only_lost_rows(tiny_whisper, manifest, tmp_path, caplog) -> None:
+    """Dropping a clip that failed and resuming restarted the whole decode (issue 21)."""
+    out = tmp_path / "run"
+    rows = manifest.read_text(encoding="utf-8").splitlines()
+    manifest.write_text("\n".join(rows[:3]) + "\n", encoding="utf-8")  # a kill after 3 of 4 clips ...
+    assert _evaluate(tiny_whisper, manifest, out) == 0
+    (out / "metrics.json").unlink()
+    decoded = (out / "predictions.csv").read_bytes()
+    manifest.write_text("\n".join([rows[0], rows[2], rows[3]]) + "\n", encoding="utf-8")  # ... row 2 dropped
+    with caplog.at_level("WARNING"):
+        assert _evaluate(tiny_whisper, manifest, out, "--resume") == 0
+    assert "2 decoded rows kept, 1 no longer in it left out, 1 to decode" in caplog.text
+    ids = [json.loads(r)["id"] for r in (rows[0], rows[2], rows[3])]
+    lines = (out / "predictions.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == ids
+    assert (
+        decoded.splitlines()[1] in (out / "predictions.csv").read_bytes().splitlines()
+    )  # reused, not redone
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
 
 
 def test_settings_are_recorded(tiny_whisper, manifest, tmp_path) -> None:
