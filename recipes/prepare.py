@@ -125,6 +125,12 @@ def run(args: argparse.Namespace) -> int:
         validate_repo_id(args.push_to_hub)
     if args.to_hf:
         check_hf_folder(args.to_hf)
+        out, hf = Path(args.out).expanduser().resolve(), Path(args.to_hf).expanduser().resolve()
+        if out == hf or out.is_relative_to(hf) or hf.is_relative_to(out):
+            raise ConfigError(
+                f"--out {args.out} and --to-hf {args.to_hf} overlap (writing the DatasetDict replaces its folder "
+                "whole); give them separate folders"
+            )
     result = _prepare(args)
     counts = result.counts
     print(

@@ -74,7 +74,13 @@ def write_hf_dataset(splits: Mapping[str, Sequence[Utterance]], folder: str | os
         }
     )
     parts = {}
+    empty = [name for name in SPLITS if not splits.get(name)]
+    if len(empty) == len(SPLITS):
+        raise ConfigError(f"--to-hf {folder}: every split is empty; nothing to write")
     for name in SPLITS:
+        if name in empty:  # datasets.load_from_disk cannot read back an empty split (IndexError)
+            log.warning("--to-hf %s: the %s split is empty and left out of the DatasetDict", folder, name)
+            continue
         columns = _columns(splits.get(name, ()))
         # Stored as a plain struct, then cast: datasets 5 needs torchcodec to encode into Audio.
         part = datasets.Dataset.from_dict(columns, features=features, split=datasets.Split(name))

@@ -193,3 +193,22 @@ def test_push_needs_the_licence_flag_and_is_private(demo_data, tmp_path, monkeyp
     assert _prepare(*args, "--push-to-hub", "me/cs-mage", "--accept-cs-mage-license") == 0
     assert pushed == [("me/cs-mage", {"private": True, "token": "hf_secret"})]
     assert "pushed http://127.0.0.1:9/datasets/me/cs-mage" in capsys.readouterr().out
+
+
+def test_to_hf_with_an_empty_split_loads_back_and_overlap_is_refused(demo_data, tmp_path, capsys):
+    """issue 21: an empty split gave a DatasetDict load_from_disk cannot read (IndexError), and
+    --out inside --to-hf deleted the manifests it had just reported writing."""
+    from asr.data.hf_export import write_hf_dataset
+
+    hf_dir = tmp_path / "hf"
+    utts = read_manifest(demo_data / "manifests" / "train.jsonl")[:3]
+    write_hf_dataset({"train": utts, "validation": utts[:1], "test": []}, hf_dir)
+    loaded = datasets.load_from_disk(str(hf_dir))
+    assert sorted(loaded) == ["train", "validation"] and len(loaded["train"]) == 3
+    assert (
+        _prepare("--data-root", str(demo_data), "--out", str(hf_dir / "prepared"), "--to-hf", str(hf_dir))
+        == 2
+    )
+    assert "overlap" in capsys.readouterr().err
+    assert sorted(datasets.load_from_disk(str(hf_dir))) == ["train", "validation"]
+    assert not (hf_dir / "prepared").exists()
