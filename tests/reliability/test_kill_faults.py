@@ -362,3 +362,75 @@ def test_export_killed_then_rerun(lora_run: Path, tmp_path: Path) -> None:
     assert _without_provenance(_files(out)) == want
     assert_nothing_partial(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "log.txt"]
+
+
+# --- asr transcribe, asr segment, asr report (issue 21) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_recordings(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from tests.longform_media import demo_clips, join, write_media
+
+    folder = tmp_path_factory.mktemp("recordings")
+    clips = demo_clips(6)
+    return [
+        write_media(folder / f"{name}.m4a", join(part, pauses=[1.0], noise=0.01).audio)
+        for name, part in (("one", clips[:3]), ("two", clips[3:]))
+    ]
+
+
+def _reference(argv_of: Callable[[Path], list[str]], tmp_path: Path) -> dict[str, bytes]:
+    """What an uninterrupted run writes (in process, one thread, as the subprocesses)."""
+    out = tmp_path / "reference"
+    assert main(argv_of(out)) == 0
+    return _files(out)
+
+
+@pytest.mark.parametrize("point", ["rename:one.srt", "rename:two.json"])
+def test_transcribe_killed_then_rerun(two_recordings, tiny_whisper, tmp_path, point) -> None:
+    def argv_of(out: Path) -> list[str]:
+        return ["transcribe", *map(str, two_recordings), "--model", str(tiny_whisper), "--out", str(out),
+                "--no-progress"]  # fmt: skip
+
+    want = _reference(argv_of, tmp_path)
+    out, log = tmp_path / "out", tmp_path / "log.txt"
+    _killed_at(argv_of(out), point, log)
+    _rerun(argv_of(out), log)
+    assert _files(out) == want
+    assert_nothing_partial(out)
+
+
+def test_segment_killed_then_rerun(two_recordings, tiny_whisper, tmp_path) -> None:
+    def argv_of(out: Path) -> list[str]:
+        return ["segment", *map(str, two_recordings), "--model", str(tiny_whisper), "--out", str(out),
+                "--no-progress"]  # fmt: skip
+
+    want = _reference(argv_of, tmp_path)
+    out, log = tmp_path / "out", tmp_path / "log.txt"
+    _killed_at(argv_of(out), "rename:draft.tsv", log)  # the first recording's clips are written
+    _rerun(argv_of(out), log)
+    got = _files(out)
+    assert got.keys() == want.keys()
+    for name in got:  # sources.json holds absolute paths of the recordings: the same here
+        assert got[name] == want[name].replace(str(tmp_path / "reference").encode(), str(out).encode()), name
+    assert_nothing_partial(out)
+
+
+def test_report_killed_then_rerun(tmp_path) -> None:
+    from tests.report_fixtures import HYPS_A, HYPS_B, write_data, write_eval
+
+    data = write_data(tmp_path / "data")
+    write_eval(tmp_path / "runs" / "a", HYPS_A, data)
+    write_eval(tmp_path / "runs" / "b", HYPS_B, data, checkpoint="/x/best")
+
+    def argv_of(out: Path) -> list[str]:
+        return ["report", str(tmp_path / "runs"), "--out", str(out), "--html"]
+
+    want = _reference(argv_of, tmp_path)
+    out, log = tmp_path / "board", tmp_path / "log.txt"
+    _killed_at(argv_of(out), "rename:results.csv", log)
+    _rerun(argv_of(out), log)
+    got = _files(out)
+    assert got.keys() == want.keys()
+    assert got["results.md"] == want["results.md"] and got["results.csv"] == want["results.csv"]
+    assert_nothing_partial(out)
