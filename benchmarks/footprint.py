@@ -9,13 +9,15 @@ in its own child process, so its peak resident memory (``getrusage`` max RSS) is
 - ``eval``: load time, parameters, transcription of ``--utterances`` demo test clips one at a
   time (seconds per utterance; Whisper decodes up to its hallucination-guard cap, which random
   weights reach) and the peak RSS;
-- ``train``: LoRA with the model's ``configs/<name>-lora.yaml`` settings (trainable parameters),
+- ``train``: LoRA with the model's ``configs/<name>-lora.yaml`` settings (trainable parameters,
+  gradient checkpointing where the config turns it on),
   ``--steps`` optimizer steps at ``--batch-size`` demo training clips (AdamW, fp32; seconds of
   the last step) and the peak RSS.
 
 Prints a markdown table, saves ``runs/benchmarks/<section>.json`` and rewrites that section of
 BENCHMARKS.md (``footprint``; ``--section footprint-large`` for the large Whispers; ``--no-write``:
-print only).
+print only). The speech-LLMs (``AUDIO_LLM_MODELS``) are measured on request, in their own section:
+``--models qwen3-asr-0.6b glm-asr-nano --section footprint-audio-llm``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.io import write_json
+from asr.train.model_setup import enable_gradient_checkpointing
 from benchmarks.markdown import add_common_arguments, check_writable, publish
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +47,8 @@ DEFAULT_MODELS = (
     "whisper-large-v3-turbo",
     "whisper-large-v3",
 )
+# registered but not in the default run: measure with --models (and --section footprint-audio-llm)
+AUDIO_LLM_MODELS = ("qwen3-asr-0.6b", "glm-asr-nano", "qwen3-asr-1.7b")
 PHASES = ("eval", "train")
 TITLE = "Footprint of every model at its real size"
 
@@ -96,6 +101,8 @@ def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]
         waves, texts = _clips(work, "train", args.batch_size)
         model.configure_training(model.train_options(_lora_config(name).get("model_options") or {}))
         model.set_trainable("lora", _lora_settings(name))
+        if _lora_config(name).get("gradient_checkpointing"):  # as the fine-tuning engine does
+            enable_gradient_checkpointing(model)
         module = model.module
         module.train()
         trainable = [p for p in module.parameters() if p.requires_grad]
@@ -127,7 +134,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Random-weight replicas, CPU {result['threads']} threads, fp32, each measurement in its own child "
         f"process. Evaluation: demo test clips one at a time (mean {result['audio_seconds']:.1f} s of audio; "
-        "Whisper decodes up to its guard's token cap, which random weights reach, so its s/utt is an upper "
+        "Whisper and the speech-LLMs decode up to their guard's token cap, which random weights reach, so their s/utt is an upper "
         f"bound). Training: LoRA as in `configs/<name>-lora.yaml` (its audio_context too), batch {batch_size}, "
         f"AdamW, time of step {result['steps']}.",
         "",

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from asr.models.audio_llm.model import AudioLLMASR
+from tests.model_factory.byte_bpe import byte_level_bpe
 from tests.model_factory.common import reduce
 
 # ChatML as Qwen3-ASR renders it: system = context, user = audio, assistant prefilled with
@@ -277,14 +278,16 @@ def _real_tokenizer(size: int, added: dict[int, str], **special: Any):
     """A byte-level BPE of ``size`` learned tokens plus ``added`` at their exact ids."""
     from transformers import AddedToken, Qwen2Tokenizer
 
-    from tests.model_factory.byte_bpe import byte_level_bpe
-
     vocab, merges = byte_level_bpe(size)
     # names not public here get placeholders, so every known id holds
     contents = [added.get(i, f"<|reserved_{i}|>") for i in range(size, max(added) + 1)]
     vocab.update({content: size + i for i, content in enumerate(contents)})
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, **special)
     tok.add_tokens([AddedToken(c, special=c not in NOT_SPECIAL, normalized=False) for c in contents])
+    ids = tok.convert_tokens_to_ids(list(added.values()))
+    wrong = {c: got for (want, c), got in zip(added.items(), ids, strict=True) if got != want}
+    if wrong:
+        raise RuntimeError(f"special tokens off their real ids: {wrong}")
     return tok
 
 
