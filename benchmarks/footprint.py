@@ -35,6 +35,7 @@ from typing import Any
 from asr.io import write_json
 from asr.train.model_setup import enable_gradient_checkpointing
 from benchmarks.markdown import add_common_arguments, check_writable, publish
+from tests.model_factory import NAMES, build
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = (
@@ -171,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2, help="training steps (the last is timed)")
     parser.add_argument("--work", default=None, help="where replicas and data go (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
-    add_common_arguments(parser, PHASES, "footprint")
+    add_common_arguments(parser, (*PHASES, "replica"), "footprint")
     parser.add_argument("--name", default=None, help=argparse.SUPPRESS)
 
 
@@ -179,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.phase == "replica":  # a child: the replica, written outside the parent (see below)
+        build(args.name, Path(args.work) / "models" / args.name, size="real")
+        return 0
     if args.phase:  # a child: one measurement, result as JSON
         result = run_phase(args.phase, args.name, args)
         write_json(Path(args.work) / f"{args.name}-{args.phase}.json", result)
@@ -186,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args)
 
     from asr.data.prepare import prepare
-    from tests.model_factory import NAMES, build
 
     unknown = [m for m in args.models if m not in NAMES]
     if unknown:
@@ -204,7 +207,12 @@ def run(args: argparse.Namespace) -> int:
         target = work / "models" / name
         if not (target / ".replica-complete").is_file():
             print(f"{name}: writing the replica ...", flush=True)
-            build(name, target, size="real")
+            # in a child: Linux carries a process's RSS into its children's max RSS (getrusage
+            # survives fork and exec), so a replica built here would raise every measured peak
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.footprint", "--phase", "replica", "--name", name, "--work", str(work)],
+                cwd=REPO, check=True,
+            )  # fmt: skip
             (target / ".replica-complete").write_text("", encoding="utf-8")
         rows[name] = {}
         for phase in PHASES:
