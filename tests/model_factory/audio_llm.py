@@ -203,9 +203,9 @@ def build_tiny(out_dir: Path, texts: list[str], seed: int = 0, *, kind: str = "q
 
 # --- real-size replicas -----------------------------------------------------------------------
 
-# Qwen2/Qwen3 special tokens from id 151643 (the Qwen3 tokenizer's added_tokens_decoder, public
-# in every Qwen3 checkpoint); Qwen3-ASR's own: <|audio_start|> 151669, <|audio_end|> 151670,
-# <|audio_pad|> 151676 (= Qwen3ASRConfig.audio_token_id), <asr_text> 151704 (not special),
+# Qwen2/Qwen3 added tokens from id 151643 (the added_tokens_decoder of Qwen's tokenizer_config.json,
+# as public copies of it show, e.g. 151662 <|fim_pad|> special=false); Qwen3-ASR's own:
+# <|audio_start|> 151669, <|audio_end|> 151670, <|audio_pad|> 151676 (= Qwen3ASRConfig.audio_token_id), <asr_text> 151704 (not special),
 # timestamp 151705 (= Qwen3ASRConfig.timestamp_token_id) -- the ids as the Qwen3-ASR tokenizer
 # config lists them (quoted by public ports, e.g. tests of Qwen3-ASR tokenizer re-implementations).
 # Ids in between whose names are not public here are filled with placeholders so the known ids hold.
@@ -233,15 +233,10 @@ GLM_ADDED = {
     59261: "<|begin_of_audio|>", 59262: "<|end_of_audio|>",
 }  # fmt: skip
 GLM_BPE_SIZE = 59246
-NOT_SPECIAL = {
-    "<asr_text>",
-    "<think>",
-    "</think>",
-    "<tool_call>",
-    "</tool_call>",
-    "<tool_response>",
-    "</tool_response>",
-}
+NOT_SPECIAL = {  # added but not special in the Qwen tokenizer_config.json (GLM's all are special)
+    "<asr_text>", "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>",
+    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+}  # fmt: skip
 
 # Qwen3-ASR audio encoders and Qwen3 LLMs. 1.7B: Qwen3ASREncoderConfig's defaults and
 # Qwen3ASRConfig's text_config defaults (transformers 5.24, checkpoint Qwen/Qwen3-ASR-1.7B-hf),
