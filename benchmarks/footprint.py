@@ -9,13 +9,15 @@ in its own child process, so its peak resident memory (``getrusage`` max RSS) is
 - ``eval``: load time, parameters, transcription of ``--utterances`` demo test clips one at a
   time (seconds per utterance; Whisper decodes up to its hallucination-guard cap, which random
   weights reach) and the peak RSS;
-- ``train``: LoRA with the model's ``configs/<name>-lora.yaml`` settings (trainable parameters),
+- ``train``: LoRA with the model's ``configs/<name>-lora.yaml`` settings (trainable parameters,
+  gradient checkpointing where the config turns it on),
   ``--steps`` optimizer steps at ``--batch-size`` demo training clips (AdamW, fp32; seconds of
   the last step) and the peak RSS.
 
 Prints a markdown table, saves ``runs/benchmarks/<section>.json`` and rewrites that section of
 BENCHMARKS.md (``footprint``; ``--section footprint-large`` for the large Whispers; ``--no-write``:
-print only).
+print only). The speech-LLMs (``AUDIO_LLM_MODELS``) are measured on request, in their own section:
+``--models qwen3-asr-0.6b glm-asr-nano --section footprint-audio-llm``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from asr.io import write_json
+from asr.train.model_setup import enable_gradient_checkpointing
 from benchmarks.markdown import add_common_arguments, check_writable, publish
+from tests.model_factory import NAMES, build
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = (
@@ -44,6 +48,8 @@ DEFAULT_MODELS = (
     "whisper-large-v3-turbo",
     "whisper-large-v3",
 )
+# registered but not in the default run: measure with --models (and --section footprint-audio-llm)
+AUDIO_LLM_MODELS = ("qwen3-asr-0.6b", "glm-asr-nano", "qwen3-asr-1.7b")
 PHASES = ("eval", "train")
 TITLE = "Footprint of every model at its real size"
 
@@ -96,6 +102,8 @@ def run_phase(phase: str, name: str, args: argparse.Namespace) -> dict[str, Any]
         waves, texts = _clips(work, "train", args.batch_size)
         model.configure_training(model.train_options(_lora_config(name).get("model_options") or {}))
         model.set_trainable("lora", _lora_settings(name))
+        if _lora_config(name).get("gradient_checkpointing"):  # as the fine-tuning engine does
+            enable_gradient_checkpointing(model)
         module = model.module
         module.train()
         trainable = [p for p in module.parameters() if p.requires_grad]
@@ -127,7 +135,7 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Random-weight replicas, CPU {result['threads']} threads, fp32, each measurement in its own child "
         f"process. Evaluation: demo test clips one at a time (mean {result['audio_seconds']:.1f} s of audio; "
-        "Whisper decodes up to its guard's token cap, which random weights reach, so its s/utt is an upper "
+        "Whisper and the speech-LLMs decode up to their guard's token cap, which random weights reach, so their s/utt is an upper "
         f"bound). Training: LoRA as in `configs/<name>-lora.yaml` (its audio_context too), batch {batch_size}, "
         f"AdamW, time of step {result['steps']}.",
         "",
@@ -164,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=2, help="training steps (the last is timed)")
     parser.add_argument("--work", default=None, help="where replicas and data go (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
-    add_common_arguments(parser, PHASES, "footprint")
+    add_common_arguments(parser, (*PHASES, "replica"), "footprint")
     parser.add_argument("--name", default=None, help=argparse.SUPPRESS)
 
 
@@ -172,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.phase == "replica":  # a child: the replica, written outside the parent (see below)
+        build(args.name, Path(args.work) / "models" / args.name, size="real")
+        return 0
     if args.phase:  # a child: one measurement, result as JSON
         result = run_phase(args.phase, args.name, args)
         write_json(Path(args.work) / f"{args.name}-{args.phase}.json", result)
@@ -179,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args)
 
     from asr.data.prepare import prepare
-    from tests.model_factory import NAMES, build
 
     unknown = [m for m in args.models if m not in NAMES]
     if unknown:
@@ -197,7 +207,12 @@ def run(args: argparse.Namespace) -> int:
         target = work / "models" / name
         if not (target / ".replica-complete").is_file():
             print(f"{name}: writing the replica ...", flush=True)
-            build(name, target, size="real")
+            # in a child: Linux carries a process's RSS into its children's max RSS (getrusage
+            # survives fork and exec), so a replica built here would raise every measured peak
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.footprint", "--phase", "replica", "--name", name, "--work", str(work)],
+                cwd=REPO, check=True,
+            )  # fmt: skip
             (target / ".replica-complete").write_text("", encoding="utf-8")
         rows[name] = {}
         for phase in PHASES:

@@ -39,7 +39,7 @@ def configure_model(asr_model: ASRModel, cfg: FinetuneConfig) -> Any:
     elif cfg.spec_augment is False and asr_model.disable_spec_augment():
         log.info("spec_augment=false: the checkpoint's own SpecAugment is turned off")
     if cfg.gradient_checkpointing:
-        _enable_gradient_checkpointing(asr_model)
+        enable_gradient_checkpointing(asr_model)
     for warning in asr_model.training_setup_warnings():
         log.warning("%s", warning)
     return options
@@ -63,7 +63,8 @@ def _set_trainable(asr_model: ASRModel, cfg: FinetuneConfig) -> None:
         raise ConfigError(f"method={cfg.method} leaves no trainable parameter in {asr_model.spec.name}")
 
 
-def _enable_gradient_checkpointing(asr_model: ASRModel) -> None:
+def enable_gradient_checkpointing(asr_model: ASRModel) -> None:
+    """Turn on non-reentrant activation checkpointing where the family's module supports it."""
     module = asr_model.module
     # Non-reentrant checkpointing works with frozen inputs (LoRA) and with DDP's unused-parameter search.
     kwargs = {"use_reentrant": False}

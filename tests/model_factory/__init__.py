@@ -18,7 +18,10 @@ Where a real value or file cannot be reproduced offline the family module says s
   publisher's, learned from Common Voice zh-CN);
 - paraformer-large: ``tokens.json`` (8404 entries) and ``seg_dict`` are placeholders;
 - sensevoice-small: the sentencepiece model is a placeholder of the real size (25,055 pieces)
-  keeping the tag ids SenseVoiceSmall hard-codes.
+  keeping the tag ids SenseVoiceSmall hard-codes;
+- qwen3-asr-*, glm-asr-nano: the byte-level BPEs (151,643 / 59,246 learned tokens) are built
+  offline of the real size (:mod:`tests.model_factory.byte_bpe`), with the special tokens at
+  their real ids (placeholders where a name is not public).
 
 These live on the tests side because the library ships no test-only code.
 
@@ -43,9 +46,12 @@ REAL_WRITERS: dict[str, Callable[..., Path]] = {
     "xlsr-53-zh": ctc.write_xlsr,
     "paraformer-large": funasr.write_paraformer,
     "sensevoice-small": funasr.write_sensevoice,
+    "qwen3-asr-0.6b": partial(audio_llm.write_qwen3_asr, "qwen3-asr-0.6b"),
+    "qwen3-asr-1.7b": partial(audio_llm.write_qwen3_asr, "qwen3-asr-1.7b"),
+    "glm-asr-nano": audio_llm.write_glm_asr,
 }
 NAMES = tuple(REAL_WRITERS)
-# speech encoder + LLM models: tiny only so far (no real-size replica yet)
+# speech encoder + LLM models: their transformers model_type (the tiny builder's kind)
 AUDIO_LLM_KINDS = {"qwen3-asr-0.6b": "qwen3_asr", "qwen3-asr-1.7b": "qwen3_asr", "glm-asr-nano": "glmasr"}
 SIZES = ("tiny", "real")
 FUNASR_KINDS = KINDS  # FunASRModel kind ("paraformer", "sensevoice") -> registry name
@@ -60,6 +66,8 @@ def real_layers(name: str) -> int:
         return XLSR_LAYERS
     if name in FUNASR_LAYERS:
         return FUNASR_LAYERS[name]
+    if name in audio_llm.REAL_LAYERS:
+        return audio_llm.REAL_LAYERS[name]
     raise KeyError(f"no model {name!r}; known: {', '.join(NAMES)}")
 
 
