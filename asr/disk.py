@@ -39,13 +39,18 @@ def write_failure(err: BaseException) -> str | None:
     return None
 
 
-def free_space(folder: str | Path) -> str:
-    """``"123.4 MB free"`` on the disk of ``folder`` (or of its nearest existing parent)."""
-    path = Path(folder)
+def existing_parent(path: str | Path) -> Path:
+    """``path`` itself when it exists, else its nearest existing parent (whose disk it would be on)."""
+    path = Path(path)
     while not path.exists() and path != path.parent:
         path = path.parent
+    return path
+
+
+def free_space(folder: str | Path) -> str:
+    """``"123.4 MB free"`` on the disk of ``folder`` (or of its nearest existing parent)."""
     try:
-        free = shutil.disk_usage(path).free
+        free = shutil.disk_usage(existing_parent(folder)).free
     except OSError:
         return "free space unknown"
     return f"{free / 1e6:.1f} MB free"

@@ -43,6 +43,7 @@ from asr.data.records import (
     keep_first,
 )
 from asr.data.safe_pickle import safe_load
+from asr.disk import existing_parent
 from asr.errors import ASRError, ConfigError, DataError
 from asr.io import atomic_write
 
@@ -369,7 +370,7 @@ class _ExtractBudget:
 
     def __init__(self, zip_path: Path, audio_dir: Path, members: list[zipfile.ZipInfo], cap: int) -> None:
         self.zip_path, self.cap, self.extracted, self.spent = zip_path, cap, [], 0
-        free = shutil.disk_usage(_existing_parent(audio_dir)).free
+        free = shutil.disk_usage(existing_parent(audio_dir)).free
         self.limit = max(0, min(MAX_TOTAL_BYTES, free - FREE_SPACE_MARGIN))
         expands = sum(min(m.file_size, cap) for m in members)
         packed = sum(m.compress_size for m in members)
@@ -396,12 +397,6 @@ class _ExtractBudget:
     def remove_extracted(self) -> None:
         for path in self.extracted:
             path.unlink(missing_ok=True)
-
-
-def _existing_parent(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def _describe(err: BaseException) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
-from transformers import LogitsProcessor
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from asr.models.spec import DecodeOptions
 
@@ -110,3 +110,17 @@ def guard_tokens(tokens: list[int], cap: int, options: DecodeOptions) -> list[in
             tokens = tokens[:end]
             break
     return cut_repetition(tokens, options.repeat_limit, options.repeat_max_period)
+
+
+def generation_guard(
+    durations: list[float], options: DecodeOptions, stop_id: int, max_new_tokens: int
+) -> tuple[LogitsProcessorList, int]:
+    """The logits processors and ``max_new_tokens`` of one ``generate`` call: with the guard on,
+    :class:`GuardLogitsProcessor` (stopping on ``stop_id``) and the largest of the clips' caps;
+    without it, no processor and ``max_new_tokens``."""
+    processors = LogitsProcessorList()
+    if not options.guard:
+        return processors, max_new_tokens
+    caps = token_caps(durations, options)
+    processors.append(GuardLogitsProcessor(caps, stop_id, options, options.beam_size))
+    return processors, max(caps)

@@ -25,7 +25,7 @@ from asr.errors import ConfigError, ModelSourceError
 from asr.models.audio_llm import prompts
 from asr.models.base import ASRModel
 from asr.models.checkpoint import SAMPLE_RATE, checkpoint_dtype, unwrap_peft
-from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
+from asr.models.guard import cut_repetition, generation_guard
 from asr.models.peft_utils import apply_lora, load_with_adapter, save_model_dir
 from asr.models.registry import LLM_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
@@ -136,12 +136,8 @@ class AudioLLMASR(ASRModel):
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
         eos, stop = self.stop_ids()
         batch = self._to_device(self.inputs(waves, options.language, options.context))
-        max_new = self._base().generation_config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
-        processors = LogitsProcessorList()
-        if options.guard:
-            caps = token_caps(durations, options)
-            processors.append(GuardLogitsProcessor(caps, stop, options, options.beam_size))
-            max_new = max(caps)
+        default_max = self._base().generation_config.max_new_tokens or DEFAULT_MAX_NEW_TOKENS
+        processors, max_new = generation_guard(durations, options, stop, default_max)
         out = self.model.generate(
             **batch,
             max_new_tokens=max_new,

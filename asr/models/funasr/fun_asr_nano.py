@@ -42,7 +42,7 @@ from asr.models.funasr.checkpoint import (
     load_state,
 )
 from asr.models.funasr.export import FunasrExport
-from asr.models.guard import GuardLogitsProcessor, cut_repetition, token_caps
+from asr.models.guard import cut_repetition, generation_guard
 from asr.models.peft_utils import apply_lora, merge_lora
 from asr.models.registry import LLM_LORA_TARGETS
 from asr.models.spec import DecodeOptions, ModelSpec
@@ -281,12 +281,7 @@ class FunASRNanoASR(FunasrExport, ASRModel):
             eos = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
             stops = sorted({eos, *_ids(llm.config.eos_token_id)})
             pad = llm.config.pad_token_id if llm.config.pad_token_id is not None else eos
-            processors = LogitsProcessorList()
-            max_new = 512  # funasr's default max_length
-            if options.guard:
-                caps = token_caps(durations, options)
-                processors.append(GuardLogitsProcessor(caps, eos, options, options.beam_size))
-                max_new = max(caps)
+            processors, max_new = generation_guard(durations, options, eos, 512)  # 512: funasr's max_length
             out = llm.generate(
                 inputs_embeds=padded,
                 attention_mask=mask,
