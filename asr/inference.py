@@ -77,7 +77,7 @@ def transcribe_batch(
 ) -> list[str]:
     """``model.transcribe``; utterances with a ``context`` manifest field are decoded with it (in
     groups of one context) instead of ``options.context`` (models without a context prompt ignore it)."""
-    limit = getattr(model, "max_audio_seconds", None)  # duck-typed stand-ins (tests) have none
+    limit = model.max_audio_seconds
     if limit is not None and any(d > limit for d in durations):
         return _transcribe_windows(model, batch, waves, options, limit)
     contexts = [u.extra.get("context") or options.context for u in batch]

@@ -140,6 +140,7 @@ class FakeModel:
     family = "whisper"
     device = torch.device("cpu")
     dtype = torch.float32
+    max_audio_seconds = None  # the ASRModel interface: clips of any length decoded whole
 
     def __init__(self, fail: bool = False):
         self.spec = get_spec("whisper-tiny")
