@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("recipes.benchmark", "zero-shot all eight, fine-tune a subset, write the leaderboard"),
     "transcribe": ("recipes.transcribe", "transcribe whole videos and recordings to SRT/VTT/JSON/TXT"),
     "segment": ("recipes.segment", "cut recordings into CS-Mage clips with draft transcripts"),
+    "serve": ("recipes.serve", "serve a model over HTTP: OpenAI-compatible transcriptions, batched"),
 }
 
 

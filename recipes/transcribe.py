@@ -25,21 +25,26 @@ from asr.models.spec import DecodeOptions
 log = logging.getLogger(__name__)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """Model, engine and decoding flags (shared with ``asr segment``)."""
+def add_engine_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """Model, engine and decoding flags that :func:`load` reads (shared with ``asr serve``)."""
     parser.add_argument("--model", required=required, help="registered name or local checkpoint dir")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--backend", default="torch", choices=["torch", "ct2"], help="ct2: Whisper only")
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float16")
     parser.add_argument(
-        "--batch-size", type=positive_int, default=None, help="default: the model's registry value"
-    )
-    parser.add_argument(
         "--beam-size", type=positive_int, default=None, help="1 = greedy (default: registry value)"
     )
     parser.add_argument("--language", default=None, help="Whisper language token, e.g. zh or yue")
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """Engine flags, batch size and VAD flags (shared with ``asr segment``)."""
+    add_engine_arguments(parser, required)
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, help="default: the model's registry value"
+    )
     parser.add_argument("--vad-threshold", type=fraction, default=SegmentOptions.threshold)
     parser.add_argument("--no-progress", action="store_true")
 
