@@ -15,15 +15,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.arguments import non_negative_float, positive_float, positive_int
+from asr.arguments import RangeType, non_negative_float, positive_float, positive_int
 from asr.errors import ConfigError
+from asr.models.base import ASRModel
+from asr.models.spec import DecodeOptions
 from recipes.transcribe import add_engine_arguments, load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=RangeType(int, 0, 65535), default=8000, help="0: any free port")
     parser.add_argument(
         "--api-key-file", type=Path, default=None, help="file holding the Bearer key the /v1 routes require"
     )
@@ -66,9 +68,14 @@ def model_id(model: str) -> str:
     return path.resolve().name if path.is_dir() else model
 
 
+def load_for_serving(args: argparse.Namespace) -> tuple[ASRModel, DecodeOptions]:
+    """The model and its decoding options as ``asr evaluate`` builds them from the same flags
+    (the family's own options at their defaults)."""
+    model, shared = load(args)
+    return model, model.decode_options(shared)
+
+
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port {args.port}: choose 0..65535")
     key = read_key(args.api_key_file) if args.api_key_file else None
     try:
         # FastAPI, uvicorn and python-multipart are the optional ``serve`` extra.
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             f"asr serve needs the serve extra ({err}): pip install 'cs-mage-asr[serve]'"
         ) from err
     sock = bind(args.host, args.port)  # before loading the model: a taken port fails at once
-    model, options = load(args)
+    model, options = load_for_serving(args)
     settings = ServeSettings(
         batch_window_ms=args.batch_window_ms,
         max_batch=args.max_batch,
