@@ -16,7 +16,7 @@ import torch
 SHARED_CS_MAGE = Path(__file__).resolve().parents[1].parent / "shared" / "cs-mage"
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "e2e", "reliability", "real", "slow")  # one folder each under tests/
-BROWSER_FILES = {"test_html_report.py"}  # drive a headless chromium
+BROWSER_FILES = {"test_html_report.py", "test_serve_page.py"}  # drive a headless chromium
 GPU_PATH_FILES = {"test_gpu_paths.py", "test_train_gpu_paths.py"}  # CPU stand-ins for the GPU-only paths
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
 import logging
 import shutil
 import tempfile
@@ -199,7 +200,7 @@ def create_app(model: ASRModel, options: DecodeOptions, model_id: str, settings:
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
-        return HTMLResponse(PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", model_id))
+        return HTMLResponse(PAGE.read_text(encoding="utf-8").replace("{{MODEL}}", html.escape(model_id)))
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
