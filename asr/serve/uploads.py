@@ -80,6 +80,7 @@ class _FormWriter:
         self.upload, self.folder, self.max_bytes = upload, folder, max_bytes
         self.header_field, self.header_value = b"", b""
         self.name: str | None = None
+        self.disposition = ""
         self.buffer: bytearray | None = None
         self.out = None
         self.too_large = False

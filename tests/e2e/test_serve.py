@@ -38,7 +38,7 @@ from recipes import serve as serve_recipe  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-WINDOW_MS = 400  # wide enough that four uploads sent at once share a batch on a busy machine
+WINDOW_MS = 1000  # wide enough that four uploads sent at once share a batch on a busy machine
 
 
 def _load(model_dir: Path):
@@ -80,7 +80,7 @@ def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(served_model, uploads: Path) -> Iterator[str]:
-    settings = dict(batch_window_ms=WINDOW_MS, max_batch=8, max_upload_mb=2.0, max_audio_seconds=60.0)
+    settings = dict(batch_window_ms=0, max_batch=8, max_upload_mb=2.0, max_audio_seconds=60.0)
     with running(served_model, tmp_dir=uploads, **settings) as url:
         yield url
 
@@ -226,7 +226,7 @@ def test_each_limit_and_bad_input_is_an_openai_error_and_leaves_no_temp_file(
 
 def test_a_full_queue_answers_429_with_retry_after(served_model, tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "ok.wav", np.zeros(RATE, np.float32)).read_bytes()
-    settings = dict(batch_window_ms=3000, max_queue=1, tmp_dir=tmp_path / "up")
+    settings = dict(batch_window_ms=1500, max_queue=1, tmp_dir=tmp_path / "up")
     with running(served_model, **settings) as url, ThreadPoolExecutor(1) as pool:
         first = pool.submit(_post, url, {"file": ("a.wav", wav)})
         deadline = time.monotonic() + 20
