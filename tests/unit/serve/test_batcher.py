@@ -27,12 +27,14 @@ class CountingModel:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.calls: list[list[int]] = []
+        self.contexts: list[str | None] = []
         self.delay = delay
 
     def transcribe(self, waves, options: DecodeOptions, durations=None) -> list[str]:
         if options.language == "xx":
             raise ConfigError("language 'xx' is not one this model knows")
         self.calls.append([w.size for w in waves])
+        self.contexts.append(options.context)
         time.sleep(self.delay)
         return [f" {w.size} " for w in waves]
 
@@ -73,6 +75,18 @@ def test_a_short_request_is_not_stuck_behind_a_long_recording_s_pieces() -> None
     # round-robin: the short clip rides in the next batch, not after the recording's 8 other pieces
     assert model.calls[0] == [2000, 2001, 2002, 2003] and 500 in model.calls[1]
     assert all(len(call) <= 4 for call in model.calls) and sum(map(len, model.calls)) == 11
+
+
+def test_a_request_s_prompt_is_its_own_context_and_the_others_keep_the_default() -> None:
+    model = CountingModel()
+    batcher = Batcher(model, DecodeOptions(context="default words"), 4, 0.3, Metrics())
+    batcher.start()
+    prompted = batcher.submit(Job([_wave(30)], context="hot words"))
+    plain = batcher.submit(Job([_wave(40)]))
+    assert prompted.result(10) == ["30"] and plain.result(10) == ["40"]
+    batcher.close()
+    # one batch, decoded in one call per context (asr.inference.transcribe_batch)
+    assert dict(zip(model.contexts, model.calls, strict=True)) == {"hot words": [30], "default words": [40]}
 
 
 def test_one_request_s_bad_setting_fails_only_that_request() -> None:
