@@ -91,11 +91,15 @@ class Service:
 
     def admit(self) -> None:
         if self.closing:
-            raise ApiError(503, "the server is shutting down", kind="server_error", code="shutting_down",
-                           retry_after=RETRY_CLOSING_SECONDS)  # fmt: skip
+            raise _shutting_down()
         if self.in_progress >= self.settings.max_queue:
             raise ApiError(429, f"the server is busy ({self.in_progress} requests queued); retry later",
                            kind="rate_limit_error", code="queue_full", retry_after=RETRY_BUSY_SECONDS)  # fmt: skip
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "the server is shutting down", kind="server_error", code="shutting_down",
+                    retry_after=RETRY_CLOSING_SECONDS)  # fmt: skip
 
 
 def _error_response(err: ApiError) -> JSONResponse:
@@ -247,8 +251,7 @@ async def _transcribe(service: Service, request: Request) -> Response:
         job = Job([p.wave for p in audio.pieces], language=language, context=prompt)
         texts = await asyncio.wrap_future(service.batcher.submit(job))
     except Closed as err:
-        raise ApiError(503, "the server is shutting down", kind="server_error", code="shutting_down",
-                       retry_after=RETRY_CLOSING_SECONDS) from err  # fmt: skip
+        raise _shutting_down() from err
     except ASRError as err:  # a setting the model refuses (say, a language it does not know)
         raise ApiError(400, str(err)) from err
     except Exception as err:
