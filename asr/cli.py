@@ -17,8 +17,9 @@ from asr import __version__
 from asr.disk import failed_write, free_space
 from asr.errors import ASRError
 from asr.log_setup import configure_logging
-from asr.memory import limit_heap_fragmentation
+from asr.memory import limit_heap_fragmentation, pause_collection_for_startup, startup_done
 from asr.output_lock import output_lock
+from asr.timing import mark_command_start
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("recipes.prepare", "build manifests and data reports from a corpus"),
@@ -48,15 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_recipe(module: ModuleType, argv: list[str], prog: str, verbose: bool = False) -> int:
+def run_recipe(
+    module: ModuleType, argv: list[str], prog: str, verbose: bool = False, program: bool = False
+) -> int:
     """Parse ``argv`` with the recipe's own arguments and run it; user errors exit 2, not a traceback.
 
     Every recipe has the same entry: ``add_arguments(parser)`` and ``run(args) -> int``. Run
     one directly with ``python -m recipes.NAME`` (its ``__main__`` block calls :func:`standalone`).
+    ``program``: this command is the process (not a call from a running one), so its start-up
+    objects are frozen (:func:`asr.memory.startup_done`).
     """
     parser = argparse.ArgumentParser(prog=prog, description=(module.__doc__ or "").strip().splitlines()[0])
-    module.add_arguments(parser)
+    module.add_arguments(parser)  # may import the model families (their flags)
     args = parser.parse_args(argv)
+    if program:
+        startup_done()
     limit_heap_fragmentation()
     configure_logging(verbose)
     try:
@@ -104,17 +111,23 @@ def _output_of(args: argparse.Namespace) -> str | None:
 def standalone(module_name: str) -> int:
     """``python -m recipes.NAME ARGS``: the same entry as ``asr NAME ARGS``."""
     module = sys.modules[module_name]
-    return run_recipe(module, sys.argv[1:], prog=f"python -m {module.__spec__.name}")
+    mark_command_start(program=True)
+    return run_recipe(module, sys.argv[1:], prog=f"python -m {module.__spec__.name}", program=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``asr ARGS``; ``argv`` None: the process's own arguments, this command is the program."""
+    program = argv is None
+    mark_command_start(program)
+    if program:
+        pause_collection_for_startup()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # Parse the command name first, then let its recipe add its own arguments.
     known, _ = parser.parse_known_args(argv)
     module = importlib.import_module(known._module)
     rest = argv[argv.index(known.command) + 1 :]
-    return run_recipe(module, rest, prog=f"asr {known.command}", verbose=known.verbose)
+    return run_recipe(module, rest, prog=f"asr {known.command}", verbose=known.verbose, program=program)
 
 
 if __name__ == "__main__":

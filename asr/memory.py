@@ -1,4 +1,5 @@
-"""Host-memory behaviour of the process: keep glibc from growing the heap with freed activations.
+"""Host-memory behaviour of the process: keep glibc from growing the heap with freed activations,
+and keep Python's cycle collector off the objects that start-up imports create.
 
 glibc serves large allocations with ``mmap`` and returns them on free, but each such free
 raises its mmap threshold (up to 32 MiB on 64-bit), after which tensors of that size come from
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 import sys
 
@@ -38,3 +40,21 @@ def limit_heap_fragmentation(threshold: int = THRESHOLD_BYTES) -> bool:
     except (OSError, AttributeError):  # musl and others have no mallopt
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+
+
+def pause_collection_for_startup() -> None:
+    """Stop the cycle collector while a command imports its modules (torch, transformers ...).
+
+    Those imports create some 700k objects that live until the process ends; the collector
+    walks them again and again while they are made (0.5 s of CPU for whisper-base's imports
+    here) and again in every later full collection, the one at exit included (about 1 s).
+    :func:`startup_done` turns it back on with those objects out of its sight.
+    """
+    gc.disable()
+
+
+def startup_done() -> None:
+    """Hand the objects made so far to the permanent generation (``gc.freeze``, never scanned,
+    never collected: a few MB of start-up garbage stay), then collect as usual."""
+    gc.freeze()
+    gc.enable()

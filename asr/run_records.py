@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from asr.errors import DataError
 from asr.io import read_json, write_json
+from asr.timing import PHASES, PhaseClock
 
 SCHEMA_VERSION = 1
 R = TypeVar("R", bound="Record")
@@ -127,6 +128,27 @@ def _required(f: dataclasses.Field) -> bool:
 
 
 @dataclass
+class Timing(Record):
+    """Wall-clock seconds of one command by phase (see :mod:`asr.timing`); the phases add up to
+    ``total_seconds``. ``import``: interpreter start, imports and argument parsing; ``load``: the
+    model and the run's checks; ``decode``; ``finish``: scoring, ``metrics.json`` and the report."""
+
+    schema: ClassVar[str] = "timing"
+
+    import_seconds: float
+    load_seconds: float
+    decode_seconds: float
+    finish_seconds: float
+    total_seconds: float
+
+    @classmethod
+    def from_clock(cls, clock: PhaseClock) -> Timing:
+        """The clock's phases (0 for one never lapped) and total, to the millisecond."""
+        s = {phase: round(clock.seconds.get(phase, 0.0), 3) for phase in PHASES}
+        return cls(s["import"], s["load"], s["decode"], s["finish"], round(clock.total, 3))
+
+
+@dataclass
 class EvalRecord(Record):
     """``metrics.json``: a scored decode of one manifest, with what produced it.
 
@@ -152,21 +174,24 @@ class EvalRecord(Record):
     best_step: int | None = None
     zero_shot: bool | None = None
     provenance: dict[str, Any] | None = None
+    timing: Timing | None = None  # where the command's time went (``asr evaluate``)
 
     def _fields_json(self) -> dict[str, Any]:
         data = self.metrics.to_json()
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name != "metrics" and value is not None:
-                data[f.name] = value
+                data[f.name] = value._fields_json() if isinstance(value, Record) else value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: str = "record") -> EvalRecord:
         if not isinstance(data, dict):
             raise DataError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        record = super().from_json({**data, "metrics": None}, source)
+        record = super().from_json({**data, "metrics": None, "timing": None}, source)
         record.metrics = CorpusMetrics.from_json(data, source)
+        if isinstance(data.get("timing"), dict):
+            record.timing = Timing.from_json(data["timing"], f"{source} (timing)")
         return record
 
 

@@ -8,17 +8,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from asr.arguments import non_negative_int, positive_float, positive_int
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
-from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
+from asr.inference import (
+    EvalSettings,
+    check_new_run,
+    run_settings,
+    save_run_settings,
+    score_rows,
+    transcribe_manifest,
+)
 from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.registry import family_classes
 from asr.models.spec import DecodeOptions
 from asr.report.html import write_error_report
+from asr.run_dir import METRICS_FILE
+from asr.run_records import Timing
+from asr.timing import PhaseClock
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,7 @@ def read_context(value: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    clock = PhaseClock()  # the imports and argument parsing are done
     check_new_run(args.out, args.resume)
     utts = read_manifest(args.manifest)
     if args.limit is not None:
@@ -106,15 +118,14 @@ def run(args: argparse.Namespace) -> int:
     )
     recorded = run_settings(model, str(args.model), args.manifest, args.limit, settings)
     save_run_settings(args.out, recorded, resume=args.resume, utts=utts)
-    record = evaluate(
-        model,
-        utts,
-        args.out,
-        settings,
-        resume=args.resume,
-        model_source=str(args.model),
-        manifest=recorded.manifest,
+    clock.lap("load")
+    rows = transcribe_manifest(model, utts, args.out, settings, resume=args.resume)
+    clock.lap("decode")
+    record = score_rows(
+        model, rows, args.out, settings, model_source=str(args.model), manifest=recorded.manifest
     ).record
-    write_error_report(args.out)
+    write_error_report(args.out)  # reads the metrics.json just written
+    clock.lap("finish")
+    replace(record, timing=Timing.from_clock(clock)).save(args.out / METRICS_FILE)
     print(json.dumps({"model": record.model, **record.metrics.headline()}, ensure_ascii=False))
     return 0

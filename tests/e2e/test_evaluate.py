@@ -56,6 +56,10 @@ def test_evaluate_writes_complete_outputs(tiny_whisper: Path, demo_data: Path, t
     assert metrics["provenance"]["toolkit_version"]
     assert (tmp_path / "run" / "per_utterance.csv").is_file()
     assert (tmp_path / "run" / "report.html").is_file()  # written by the recipe, not by scoring
+    timing = metrics["timing"]  # where the command's time went, phase by phase
+    phases = [timing[f"{p}_seconds"] for p in ("import", "load", "decode", "finish")]
+    assert all(s >= 0 for s in phases) and sum(phases) == pytest.approx(timing["total_seconds"], abs=0.005)
+    assert timing["decode_seconds"] >= metrics["decode_seconds"] > 0  # all batches' model time is inside
 
 
 def test_existing_output_needs_resume(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:

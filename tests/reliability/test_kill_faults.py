@@ -246,7 +246,7 @@ def _data_rows(path: Path) -> int:
         return 0
 
 
-TIMINGS = ("rtf", "decode_seconds", "provenance", "model_source", "manifest")
+TIMINGS = ("rtf", "decode_seconds", "timing", "provenance", "model_source", "manifest")
 
 
 def test_evaluate_killed_again_and_again_then_resumed(
