@@ -13,7 +13,14 @@ from pathlib import Path
 from asr.arguments import non_negative_int, positive_float, positive_int
 from asr.data.manifest import read_manifest
 from asr.errors import ASRError
-from asr.inference import EvalSettings, check_new_run, evaluate, run_settings, save_run_settings
+from asr.inference import (
+    EvalSettings,
+    check_new_run,
+    choose_backend,
+    evaluate,
+    run_settings,
+    save_run_settings,
+)
 from asr.models import load_model
 from asr.models.base import ASRModel
 from asr.models.registry import family_classes
@@ -34,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument(
         "--backend",
-        default="torch",
-        choices=["torch", "ct2"],
-        help="ct2: CTranslate2 decoding (families that have it; int8 on CPU, float16 on GPU)",
+        default="auto",
+        choices=["auto", "torch", "ct2"],
+        help="auto (default): the fastest measured no worse (Whisper on CPU: ct2 int8 when installed, "
+        "else torch; others: torch); ct2: CTranslate2 (Whisper; int8 on CPU, float16 on GPU)",
     )
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float32, float16")
     parser.add_argument("--limit", type=positive_int, default=None, help="only the first N utterances")
@@ -94,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if not utts:
         raise ASRError(f"{args.manifest}: no utterances")
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    model.set_backend(
-        args.backend, **({"compute_type": args.ct2_compute_type} if args.ct2_compute_type else {})
+    choose_backend(
+        model, args.backend, resume_dir=args.out if args.resume else None, compute_type=args.ct2_compute_type
     )
     decode = decode_options(args, model)
     settings = EvalSettings(
