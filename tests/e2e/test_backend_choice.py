@@ -96,3 +96,12 @@ def test_resume_of_a_ct2_run_without_ctranslate2_is_refused(
     err = capsys.readouterr().err
     assert "different settings" in err and "decoding.backend" in err
     assert _decoding(run)["backend"] == "ct2"
+
+
+def test_zero_shot_passes_the_backend_through(tiny_whisper: Path, manifest: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ctranslate2")
+    common = ["--manifest", str(manifest), "--models", str(tiny_whisper), "--limit", "2", "--no-progress"]
+    assert main(["zero-shot", *common, "--out", str(tmp_path / "auto")]) == 0
+    assert main(["zero-shot", *common, "--out", str(tmp_path / "torch"), "--backend", "torch"]) == 0
+    assert _decoding(tmp_path / "auto" / tiny_whisper.name)["backend"] == "ct2"
+    assert _decoding(tmp_path / "torch" / tiny_whisper.name)["backend"] == "torch"
