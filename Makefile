@@ -25,7 +25,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability test-gpu-paths lint check-bare-install demo prepare-demo whisper-base \
         evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training \
-        benchmark-longform benchmark-footprint benchmark-lora-memory benchmark-scoring make-demo clean
+        benchmark-longform benchmark-footprint benchmark-lora-memory benchmark-scoring make-demo heldout benchmark-backend clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 22
@@ -133,8 +133,17 @@ benchmark-lora-memory: install whisper-base ## BENCHMARKS.md "Training memory"
 benchmark-scoring: install ## BENCHMARKS.md "Scoring" (BENCH_FLAGS="--n 2000 --baseline-n 200 --no-write": seconds)
 	$(BIN)/python -m benchmarks.scoring $(BENCH_FLAGS)
 
+benchmark-backend: install whisper-base prepare-demo heldout ## BENCHMARKS.md "Decoding backend" (auto vs torch fp32, demo + held-out)
+	$(BIN)/python -m benchmarks.backend $(BENCH_FLAGS)
+
 make-demo: install ## regenerate the bundled demo corpus with espeak-ng (byte-for-byte deterministic)
 	$(BIN)/python -m tools.make_demo --out demo
+
+# A second generated set (real CS-Mage test transcripts, voices the demo does not use); needs the metadata folder
+CS_MAGE ?= $(CURDIR)/../shared/cs-mage
+heldout: install ## generate + prepare the held-out set into runs/heldout (needs CS_MAGE=<CS-Mage metadata folder>)
+	$(BIN)/python -m tools.make_heldout --cs-mage $(CS_MAGE) --out runs/heldout
+	$(ASR) prepare --data-root runs/heldout/cs-mage-heldout --out runs/heldout/data
 
 clean: ## remove run outputs (keeps .venv and imported models)
 	rm -rf runs

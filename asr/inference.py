@@ -249,6 +249,30 @@ def check_new_run(out_dir: Path, resume: bool) -> None:
         )
 
 
+def choose_backend(
+    model: ASRModel, backend: str, *, resume_dir: Path | None = None, compute_type: str | None = None
+) -> None:
+    """``model.set_backend(backend)`` and one log line naming the engine chosen.
+
+    ``auto`` continuing the run in ``resume_dir`` keeps the engine its ``run.json`` recorded where
+    that one is available (a run started with torch goes on with torch, not half and half); an
+    explicit ``backend`` that differs from the record is refused by :func:`save_run_settings`.
+    """
+    recorded, why, options = None, "", {}
+    if backend == "auto":
+        if resume_dir is not None and (resume_dir / RUN_SETTINGS_FILE).is_file():
+            recorded = RunSettings.load(resume_dir / RUN_SETTINGS_FILE).decoding
+        backend, options = model.auto_backend(recorded)
+        kept = recorded is not None and recorded.get("backend", "torch") == backend
+        why = " (--backend auto: the run's own, from run.json)" if kept else " (--backend auto)"
+    if compute_type:
+        options["compute_type"] = compute_type
+    model.set_backend(backend, **options)
+    chosen = model.decoding_settings(DecodeOptions())
+    detail = chosen.get("compute_type") or str(model.param_dtype).replace("torch.", "")
+    log.info("decoding backend: %s %s%s", chosen.get("backend", backend), detail, why)
+
+
 def run_settings(
     model: ASRModel, source: str, manifest: Path, limit: int | None, settings: EvalSettings
 ) -> RunSettings:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from asr.arguments import fraction, non_negative_float, positive_float, positive_int
+from asr.inference import choose_backend
 from asr.longform.pipeline import PipelineSettings, model_transcriber
 from asr.longform.segments import SegmentOptions
 from asr.longform.transcribe import BatchReport, parse_formats, transcribe_media
@@ -30,7 +31,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser, required: bool = True)
     parser.add_argument("--model", required=required, help="registered name or local checkpoint dir")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--backend", default="torch", choices=["torch", "ct2"], help="ct2: Whisper only")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "ct2"],
+        help="auto (default): Whisper on CPU ct2 int8 when installed, else torch; ct2: Whisper only",
+    )
     parser.add_argument("--ct2-compute-type", default=None, help="e.g. int8, int8_float32, float16")
     parser.add_argument(
         "--beam-size", type=positive_int, default=None, help="1 = greedy (default: registry value)"
@@ -78,8 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace):
     """The model as ``asr evaluate`` loads it, and its decoding options."""
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    extra = {"compute_type": args.ct2_compute_type} if args.ct2_compute_type else {}
-    model.set_backend(args.backend, **extra)
+    choose_backend(model, args.backend, compute_type=args.ct2_compute_type)
     options = DecodeOptions(
         beam_size=args.beam_size or model.spec.beam_size,
         language=args.language or model.spec.language,

@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--limit", type=positive_int, default=None)
     parser.add_argument("--beam-size", type=positive_int, default=1)
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "ct2"],
+        help="as asr evaluate's (auto: Whisper on CPU ct2 int8 when installed, else torch)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 beam_size=args.beam_size,
                 progress=not args.no_progress,
+                backend=args.backend,
             )
             rows.append(_row(name, result.record.metrics))
         except ASRError as err:

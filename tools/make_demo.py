@@ -298,16 +298,18 @@ def finish_clip(
     return np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
 
 
-def render_clip(clip: Clip, seed: int = 0) -> np.ndarray:
+def render_clip(clip: Clip, seed: int = 0, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """The finished 16 kHz int16 audio of one clip (synthesis plus :func:`finish_clip`)."""
     samples, rate = synthesize(clip.speaker.text_for(clip.sentence), clip.speaker)
-    return finish_clip(samples, rate, clip.stem, seed)
+    return finish_clip(samples, rate, clip.stem, seed, max_seconds=max_seconds)
 
 
-def render_all(clips: Sequence[Clip], seed: int = 0, jobs: int = 2) -> dict[str, np.ndarray]:
+def render_all(
+    clips: Sequence[Clip], seed: int = 0, jobs: int = 2, max_seconds: float = MAX_SECONDS
+) -> dict[str, np.ndarray]:
     """Audio of every clip keyed by stem; order-independent, so ``jobs`` does not change the result."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        audio = list(pool.map(lambda c: render_clip(c, seed), clips))
+        audio = list(pool.map(lambda c: render_clip(c, seed, max_seconds), clips))
     return {clip.stem: a for clip, a in zip(clips, audio, strict=True)}
 
 
@@ -447,10 +449,16 @@ def make_demo(
     seed: int = 0,
     jobs: int = 2,
     sentences: Sequence[DemoSentence] = DEMO_LINES,
+    *,
+    corpus: str = "cs-mage-demo",
+    max_seconds: float = MAX_SECONDS,
+    generator: str = "tools/make_demo.py",
+    source: dict | None = None,
 ) -> DemoSummary:
     """Generate the demo corpus under ``out`` (see the module docstring for the layout).
 
-    ``per_sentence`` defaults to 2, or 1 with a single speaker.
+    ``per_sentence`` defaults to 2, or 1 with a single speaker. ``corpus`` names the folder of
+    the zip and the pkl; ``source`` (where the sentences came from) goes into ``manifest.json``.
     """
     out = Path(out)
     if per_sentence is None:
@@ -462,8 +470,8 @@ def make_demo(
     version = espeak_version()
     check_voices(speakers)
     log.info("synthesizing %d clips and %d videos with espeak-ng %s", len(clips), len(video_clips), version)
-    audio = render_all([*clips, *video_clips], seed, jobs)
-    written = write_corpus(out / "cs-mage-demo", clips, audio)
+    audio = render_all([*clips, *video_clips], seed, jobs, max_seconds)
+    written = write_corpus(out / corpus, clips, audio)
     if video_clips:
         written += write_videos(out / "videos", video_clips, audio)
     import av
@@ -471,7 +479,8 @@ def make_demo(
     files = {p.relative_to(out).as_posix(): p for p in written}
     seconds = sum(audio[c.stem].size for c in clips) / SAMPLE_RATE
     manifest = {
-        "generator": "tools/make_demo.py",
+        "generator": generator,
+        **({"source": source} if source else {}),
         "espeak_ng": version,
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
         "av": av.__version__,

@@ -174,7 +174,24 @@ class ASRModel(ABC):
         return options.as_dict()
 
     def set_backend(self, backend: str, **options: Any) -> None:
-        """Choose the decoding engine; only families with another engine accept more than ``torch``."""
+        """Choose the decoding engine: ``auto`` (see :meth:`auto_backend`), ``torch``, or one of
+        the family's own (``options`` are that engine's, e.g. ``compute_type``)."""
+        if backend == "auto":
+            backend, chosen = self.auto_backend()
+            options = {**chosen, **{k: v for k, v in options.items() if v is not None}}
+        self._use_backend(backend, **options)
+
+    def auto_backend(self, recorded: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """The engine ``--backend auto`` picks and its options: the fastest where measured no worse.
+
+        ``recorded``: the decoding settings of a run being resumed (its ``run.json``); a family
+        keeps that run's engine where it is available, so a run started before ``auto`` goes on
+        as it began. Default: torch, the only engine of most families.
+        """
+        return "torch", {}
+
+    def _use_backend(self, backend: str, **options: Any) -> None:
+        """:meth:`set_backend` after ``auto`` is resolved; only families with another engine accept more."""
         if backend != "torch":
             raise ConfigError(f"the {self.family} family has no {backend!r} backend (only torch)")
 

@@ -185,7 +185,7 @@ def test_models_lists_every_registered_model(capsys: pytest.CaptureFixture[str])
 
 def test_ct2_backend_matches_torch_greedy(tiny_whisper: Path, demo_data: Path, tmp_path: Path) -> None:
     manifest = demo_data / "manifests" / "test.jsonl"
-    assert _evaluate(tiny_whisper, manifest, tmp_path / "torch") == 0
+    assert _evaluate(tiny_whisper, manifest, tmp_path / "torch", "--backend", "torch") == 0
     assert (
         _evaluate(
             tiny_whisper, manifest, tmp_path / "ct2", "--backend", "ct2", "--ct2-compute-type", "float32"

@@ -51,6 +51,7 @@ def test_demo_lora_reproduces_the_readme_and_best_reevaluates_exactly(
     again = tmp_path / "re-eval"
     manifest = data / "manifests" / "test.jsonl"
     argv = ["evaluate", "--model", str(out / "best"), "--manifest", str(manifest), "--out", str(again)]
+    argv += ["--backend", "torch"]  # the engine the trainer's test pass decodes with
     assert main([*argv, "--bootstrap", "0", "--no-progress"]) == 0
     metrics = json.loads((again / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["cer"] == tuned

@@ -57,6 +57,8 @@ def test_evaluate_demo_reproduces_the_readme_zero_shot_cer(
                 "--no-progress",
                 "--device",
                 "cpu",
+                "--backend",
+                "torch",  # the README's numbers are the torch path's
                 *flags,
             ]
         )

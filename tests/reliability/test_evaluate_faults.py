@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from asr.cli import main
+from asr.models.whisper.ct2 import installed
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,10 @@ def test_settings_are_recorded(tiny_whisper, manifest, tmp_path) -> None:
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["schema"] == "eval_run_settings" and run["schema_version"] == 1
     assert run["dtype"] == "float32" and run["batch_size"] == 4 and len(run["manifest_sha256"]) == 64
-    assert run["decoding"]["backend"] == "torch" and run["decoding"]["guard"] is True
+    assert run["decoding"]["guard"] is True
+    # --backend auto: CTranslate2 int8 on the CPU where it is installed, else the torch path
+    chosen = {"backend": "ct2", "compute_type": "int8"} if installed() else {"backend": "torch"}
+    assert {k: run["decoding"].get(k) for k in chosen} == chosen
 
 
 @pytest.mark.parametrize("kind", ["file", "under_a_file"])

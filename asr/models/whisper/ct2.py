@@ -59,9 +59,30 @@ def content_fingerprint(*model_dirs: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def installed() -> bool:
+    """Whether ctranslate2 can be imported (the ``ct2`` extra), without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ctranslate2") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it (blocked)
+        return False
+
+
 def default_compute_type(device: Any) -> str:
     """float16 on a GPU, int8 on the CPU."""
     return "float16" if _device_type(device) == "cuda" else "int8"
+
+
+def _torch_threads() -> int:
+    """The threads torch decodes with (``OMP_NUM_THREADS``, ``torch.set_num_threads``), so both
+    backends run under the same setting."""
+    try:
+        import torch
+
+        return int(torch.get_num_threads())
+    except ImportError:
+        return os.cpu_count() or 1
 
 
 def _device_type(device: Any) -> str:
@@ -177,7 +198,8 @@ class CT2WhisperEngine:
     ``hf_dir``: the transformers checkpoint to convert (when not cached yet). ``key``: the
     cache key (default: the content of ``hf_dir``). ``write_hf``: instead of ``hf_dir``, writes
     the checkpoint into a folder it is given, called only when the conversion is not cached.
-    ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (a ``torch.device`` too).
+    ``device``: ``cpu``, ``cuda`` or ``cuda:N`` (a ``torch.device`` too). ``threads``: CPU
+    threads (default: as many as torch uses).
     """
 
     def __init__(
@@ -216,7 +238,7 @@ class CT2WhisperEngine:
                 device=device_type,
                 device_index=self.device_index,
                 compute_type=self.compute_type,
-                intra_threads=threads or (os.cpu_count() or 1),
+                intra_threads=threads or _torch_threads(),
             )
 
     def generate(

@@ -258,7 +258,24 @@ class WhisperASR(ASRModel):
             waves, sampling_rate=SAMPLE_RATE, max_length=frames * extractor.hop_length, **kwargs
         ).input_features
 
-    def set_backend(self, backend: str, compute_type: str | None = None) -> None:
+    def auto_backend(self, recorded: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """On the CPU CTranslate2 int8 when ctranslate2 is installed (the ``ct2`` extra), else torch
+        fp32 (torch's dynamic int8 quantization of the Linear layers was measured worse: higher
+        CER, see BENCHMARKS.md "Decoding backend"); on a GPU torch in the fp16/bf16 that
+        ``--dtype auto`` loads (the ctranslate2 wheels need CUDA 12 libraries the pinned torch
+        lacks). Resuming, the recorded engine where it is available (none recorded: torch).
+        """
+        from asr.models.whisper.ct2 import installed
+
+        if recorded is not None:
+            name = recorded.get("backend", "torch")
+            if name == "torch" or (name == "ct2" and installed()):
+                return name, {"compute_type": recorded.get("compute_type")} if name == "ct2" else {}
+        if self.device.type == "cpu" and installed():
+            return "ct2", {"compute_type": "int8"}
+        return "torch", {}
+
+    def _use_backend(self, backend: str, compute_type: str | None = None) -> None:
         """``torch`` (transformers generate) or ``ct2`` (CTranslate2, converted once and cached).
 
         ``compute_type`` for ct2: default int8 on CPU, float16 on GPU. The CTranslate2 model runs
@@ -272,7 +289,7 @@ class WhisperASR(ASRModel):
                 self.model.to(self.device)
             return
         if backend != "ct2":
-            super().set_backend(backend)
+            super()._use_backend(backend)
         from asr.models.whisper.ct2 import CT2WhisperEngine, content_fingerprint, default_compute_type
 
         compute_type = compute_type or default_compute_type(self.device)
@@ -337,7 +354,7 @@ class WhisperASR(ASRModel):
         return Prompt(options.language, options.task, ids, tok.convert_tokens_to_ids("<|notimestamps|>"))
 
     def decoder(self) -> WhisperDecoder:
-        """The backend :meth:`set_backend` chose: CTranslate2, else transformers."""
+        """The backend :meth:`~asr.models.base.ASRModel.set_backend` chose: CTranslate2, else transformers."""
         return self._ct2 if self._ct2 is not None else TorchWhisperDecoder(self.model, self._base())
 
     def decoder_features(self, waves: list[np.ndarray], frames: int = FULL_CONTEXT_FRAMES) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import (
+    backend,
     export_pipeline,
     footprint,
     inference,
@@ -109,6 +110,27 @@ CASES = {
     packing: (
         _packing(),
         ["| ct2: packed, gap 1 s | 2.29 | 4.42x | 0.8984 | 1.000 | 16 | 237 | 6 | 99.2% | 0.9228 |"],
+    ),
+    backend: (
+        {
+            "model": "whisper-base",
+            "threads": 2,
+            "batch_size": 16,
+            "sets": [
+                {
+                    "name": "heldout",
+                    "manifest": "runs/heldout/data/manifests/all.jsonl",
+                    "n_clips": 40,
+                    "audio_seconds": 162.6,
+                    "rows": _packing()["rows"],
+                }
+            ],
+        },
+        [
+            "**heldout**: 40 clips (163 s)",
+            "| speed vs torch fp32 |",
+            "| ct2: packed, gap 1 s | 2.29 | 4.42x | 0.8984 | 1.000 | 16 | 237 | 6 | 99.2% | 0.9228 |",
+        ],
     ),
     lora_memory: (
         {
