@@ -39,3 +39,13 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     yield mount
     for where in mounts:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_ct2(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The tiny Whisper as a CTranslate2 model folder (the source of ``asr import-ct2``)."""
+    from asr.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-ct2") / "export"
+    assert main(["export", "--checkpoint", str(tiny_whisper), "--out", str(out), "--ct2"]) == 0
+    return out / "ct2"
