@@ -135,3 +135,10 @@ def test_report_checks_its_out_before_reading_runs(small_disk, tmp_path, capsys)
     assert main(["report", str(tmp_path), "--out", str(read_only / "report")]) == 2
     err = capsys.readouterr().err
     assert f"--out {read_only / 'report'}: cannot write there" in err and "Traceback" not in err
+
+
+def test_import_ct2_checks_its_output_before_reading_the_source(small_disk, tmp_path, capsys) -> None:
+    read_only = small_disk(kb=64, read_only=True)
+    assert main(["import-ct2", str(tmp_path / "no-such-model"), str(read_only / "imported")]) == 2
+    err = capsys.readouterr().err  # was: converted for minutes, then failed writing the staging folder
+    assert f"OUT's folder {read_only}: cannot write there" in err and "Traceback" not in err

@@ -79,5 +79,7 @@ def test_no_bootstrap_gives_the_difference_without_an_interval(tmp_path: Path, c
     out = tmp_path / "board"
     assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--bootstrap", "0", "--no-plots"]) == 0
     assert "Traceback" not in capsys.readouterr().err
-    row = next(x for x in (out / "results.md").read_text(encoding="utf-8").splitlines() if "| fine-tuned |" in x)
+    row = next(
+        x for x in (out / "results.md").read_text(encoding="utf-8").splitlines() if "| fine-tuned |" in x
+    )
     assert "| 5 | -0.5676 | `asr evaluate" in row, row  # the difference, no interval, no p
