@@ -1,5 +1,5 @@
-"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus, four of its clips and a
-tiny Whisper."""
+"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus, four of its clips, a
+tiny Whisper and the fake Hub."""
 
 import subprocess
 from collections.abc import Callable, Iterator
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import demo_data, few_clips, tiny_whisper  # noqa: F401  (pytest fixtures)
+from tests.e2e.test_export import fake_hub  # noqa: F401  (the loopback Hub, for the push kill)
 
 
 @pytest.fixture

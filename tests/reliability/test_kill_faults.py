@@ -31,6 +31,7 @@ import pytest
 
 from asr.cli import main
 from tests.e2e.conftest import DEMO, REPO
+from tests.e2e.test_export import TOKEN
 from tests.unit.export.test_card import write_run
 
 # the in-process reference runs decode with one thread, as the subprocesses (OMP_NUM_THREADS=1)
@@ -552,3 +553,50 @@ def test_import_ct2_killed_then_rerun(tiny_ct2, tmp_path) -> None:
     _rerun(["import-ct2", str(tiny_ct2), str(out)], log)
     assert _files(out) == want and is_complete_import(out)
     assert sorted(p.name for p in root.iterdir()) == ["imported"]
+
+
+def test_push_killed_then_rerun(tiny_whisper, fake_hub, tmp_path) -> None:
+    """``asr export --push-to-hub`` killed with its commit in flight (the LFS objects uploaded, the
+    commit request sent but not applied): the Hub repo is left unchanged, the local export whole, and
+    the rerun's push makes the repo identical to an undisturbed push."""
+    import threading
+
+    out = tmp_path / "export"  # the same --out for both pushes: the model card records the command
+
+    argv = ["export", "--checkpoint", str(tiny_whisper), "--out", str(out), "--push-to-hub", "tester/m"]
+    assert main(argv) == 0
+    want = fake_hub.repos.pop("tester/m").files  # the undisturbed push; the Hub starts empty again
+    fake_hub.lfs_objects.clear()
+    shutil.rmtree(out)
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_the_commit(method: str, path: str) -> bool:
+        if "/commit/" not in path:
+            return True
+        reached.set()
+        release.wait(timeout=120)
+        return False  # the client is dead by now: the commit never lands
+
+    fake_hub.gate = hold_the_commit
+    hub_env = {"HF_ENDPOINT": fake_hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1",
+               "HF_HOME": str(tmp_path / "hf-home")}  # fmt: skip
+    log = tmp_path / "log.txt"
+    try:
+        proc = _run(_cli(*argv), log, **hub_env)
+        assert reached.wait(timeout=120), "the push never reached its commit:\n" + _tail(log)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        release.set()
+    fake_hub.gate = None
+    repo = fake_hub.repos["tester/m"]
+    assert repo.commits == [] and repo.files == {}  # nothing half-pushed
+    assert _files(out).keys() == want.keys()  # the local export is whole
+
+    proc = _run(_cli(*argv), log, **hub_env)
+    assert proc.wait(timeout=180) == 0, "the rerun of the push failed:\n" + _tail(log)
+    assert len(repo.commits) == 1 and repo.files == want
+    assert _files(out) == want
+    assert_nothing_partial(tmp_path)
+    assert TOKEN not in _tail(log)
