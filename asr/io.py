@@ -13,6 +13,7 @@ write leaves no temp file behind.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from asr.errors import ASRError, DataError
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def asr_home() -> Path:
@@ -75,6 +78,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None and err.errno in _WRITE_ERRNOS:  # write() and close() name no file
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -37,8 +37,8 @@ def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sources(tiny_whisper, tiny_ct2, demo_data, recording, finished_runs) -> dict[str, Path]:
-    return {"model": tiny_whisper, "ct2": tiny_ct2, "data": demo_data, "recording": recording,
+def sources(tiny_whisper, tiny_ct2, demo_data, few_clips, recording, finished_runs) -> dict[str, Path]:
+    return {"model": tiny_whisper, "ct2": tiny_ct2, "data": demo_data, "clips": few_clips, "recording": recording,
             "runs": finished_runs}  # fmt: skip
 
 
@@ -49,6 +49,8 @@ def _commands(name: str, out: Path, src: dict[str, Path]) -> list[str]:
         "prepare": ["prepare", "--data-root", str(DEMO), "--out", str(out / "prepared")],
         "score": ["score", "--predictions", str(src["runs"] / "a" / "predictions.csv"),
                   "--out", str(out / "scored" / "metrics.json"), "--bootstrap", "0"],
+        "finetune": ["finetune", f"model={src['model']}", f"data={src['clips']}", f"output_dir={out / 'run'}",
+                     "method=lora", "lora.r=4", "num_workers=0", "zero_shot=false", "report_to=[]"],
         "evaluate": ["evaluate", *model, "--manifest", str(manifest), "--out", str(out / "eval"), "--limit", "4",
                      "--bootstrap", "0"],
         "zero-shot": ["zero-shot", "--models", str(src["model"]), "--manifest", str(manifest),
@@ -63,8 +65,8 @@ def _commands(name: str, out: Path, src: dict[str, Path]) -> list[str]:
     }[name]  # fmt: skip
 
 
-# `asr models` only reads; `asr finetune` has its own cases below and in test_train_faults.py
-COMMANDS = ("prepare", "score", "evaluate", "zero-shot", "benchmark", "import-ct2", "export", "report",
+# `asr models` only reads; a disk that fills mid-checkpoint is in test_train_faults.py
+COMMANDS = ("prepare", "score", "finetune", "evaluate", "zero-shot", "benchmark", "import-ct2", "export", "report",
             "transcribe", "segment")  # fmt: skip
 
 
