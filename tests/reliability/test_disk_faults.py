@@ -84,6 +84,25 @@ def test_a_full_disk_is_one_error_line(command, small_disk, sources, capsys) -> 
     assert code == 2, err
     # prepare measures the zip against the free space before extracting: refused up front
     assert str(disk) in line and ("no space left on device" in line.lower() or "free space" in line), line
+    assert _partial(disk) == []
+
+
+def _partial(folder: Path) -> list[str]:
+    """Temp files and staging folders a failed write left (they would fill the disk again, or block)."""
+    return [
+        p.name
+        for p in folder.rglob("*")
+        if p.name.endswith((".tmp", ".partial", ".old")) or ".partial-" in p.name
+    ]
+
+
+def test_import_ct2_runs_out_of_space_mid_write(small_disk, tiny_ct2, capsys) -> None:
+    """A disk that fills while the weights are written (4 MB for 14 MB): one error line, no staging left."""
+    disk = small_disk(kb=4096)
+    assert main(["import-ct2", str(tiny_ct2), str(disk / "imported")]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(disk) in line and "no space left on device" in line, line
+    assert _partial(disk) == [] and not (disk / "imported").exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)
