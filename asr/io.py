@@ -13,6 +13,7 @@ write leaves no temp file behind.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -25,6 +26,8 @@ from typing import IO, Any
 
 from asr.errors import ASRError, DataError
 
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
 
 def asr_home() -> Path:
     """``$ASR_HOME`` (default ``~/.cache/cs-mage-asr``): imported weights, converted models, caches."""
@@ -35,11 +38,12 @@ def _remove_orphans(path: Path) -> None:
     """Delete temp files of earlier writes to ``path`` whose process is gone (killed before the rename)."""
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,6 +78,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None and err.errno in _WRITE_ERRNOS:  # write() and close() name no file
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from asr.errors import ASRError
+from asr.io import check_output_dir
 from asr.models.sources import models_dir
 from asr.models.whisper.ct2_import import MARKER, import_ct2, is_complete_import
 from asr.models.whisper.ct2_source import PYPI_WHISPER_BASE, resolve_ct2_source
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         out = models_dir() / "whisper-base"
     else:
         out = Path(args.out).expanduser()
+    check_output_dir(out.parent, what="OUT's folder")  # before a conversion that takes minutes on big models
     label = _source_label(args.src)
     if is_complete_import(out) and not args.force:
         done = json.loads((out / MARKER).read_text(encoding="utf-8"))

@@ -14,7 +14,9 @@ call, in order:
 Besides, ``GET /api/agent-harnesses`` (user-agent detection, from ``constants.ENDPOINT``) and
 ``GET /api/whoami-v2`` / ``GET /api/models/{repo}`` are answered. The commit applies all files or none. Unknown routes answer 404 and are logged as errors and
 kept in :attr:`FakeHub.unknown`, so a client that starts calling something new fails loudly.
-Failure modes: :attr:`FakeHub.fail_commit` (an HTTP status for the commit call).
+Failure modes: :attr:`FakeHub.fail_commit` (an HTTP status for the commit call);
+:attr:`FakeHub.gate`, called with each request's method and path once its body is read: it may
+block (to kill the client meanwhile) and returns False to drop the request unanswered, unapplied.
 
 >>> with FakeHub(token="hf_test") as hub:  # doctest: +SKIP
 ...     HfApi(endpoint=hub.url, token="hf_test").create_repo("me/m")
@@ -28,6 +30,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +76,7 @@ class FakeHub:
         self.requests: list[tuple[str, str]] = []
         self.unknown: list[str] = []
         self.fail_commit: int | None = None
+        self.gate: Callable[[str, str], bool] | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -285,6 +289,9 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 hub.requests.append((method, path))
             try:
                 body = _read_body(self)
+                if hub.gate is not None and not hub.gate(method, path):
+                    self.close_connection = True
+                    return
                 for route_method, pattern, fn in routes:
                     match = pattern.match(path)
                     if route_method == method and match:

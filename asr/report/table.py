@@ -50,8 +50,8 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 def pair(values: Any, digits: int = 4, signed: bool = False) -> str:
-    if not isinstance(values, (list, tuple)) or len(values) != 2:
-        return ""
+    if not isinstance(values, (list, tuple)) or len(values) != 2 or not all(num(v) for v in values):
+        return ""  # no interval (``--bootstrap 0``)
     fmt = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
     return "[" + ", ".join(fmt.format(v) for v in values) + "]"
 
@@ -120,8 +120,10 @@ def md_cell(value: Any) -> str:
 def _significance_text(r: dict[str, Any], row: Row) -> str:
     if r["delta_vs_baseline"] is None:
         return (row.significance or {}).get("note", "")
-    p = num(r["p_delta_ge_0"], 3)
-    return f"{r['delta_vs_baseline']:+.4f} {pair([r['delta_ci95_low'], r['delta_ci95_high']], signed=True)}, p={p}"
+    ci = pair([r["delta_ci95_low"], r["delta_ci95_high"]], signed=True)
+    if not ci:  # --bootstrap 0: the difference alone
+        return f"{r['delta_vs_baseline']:+.4f}"
+    return f"{r['delta_vs_baseline']:+.4f} {ci}, p={num(r['p_delta_ge_0'], 3)}"
 
 
 def md_line(row: Row) -> str:

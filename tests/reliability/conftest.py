@@ -1,5 +1,5 @@
-"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus, four of its clips and a
-tiny Whisper."""
+"""The fault matrix reuses the end-to-end fixtures: the prepared demo corpus, four of its clips, a
+tiny Whisper and the fake Hub."""
 
 import subprocess
 from collections.abc import Callable, Iterator
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import demo_data, few_clips, tiny_whisper  # noqa: F401  (pytest fixtures)
+from tests.e2e.test_export import fake_hub  # noqa: F401  (the loopback Hub, for the push kill)
 
 
 @pytest.fixture
@@ -39,3 +40,13 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     yield mount
     for where in mounts:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_ct2(tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The tiny Whisper as a CTranslate2 model folder (the source of ``asr import-ct2``)."""
+    from asr.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-ct2") / "export"
+    assert main(["export", "--checkpoint", str(tiny_whisper), "--out", str(out), "--ct2"]) == 0
+    return out / "ct2"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
+from tests.e2e.conftest import DEMO
 from tests.longform_media import demo_clips, join, write_media
 
 pytestmark = pytest.mark.e2e
@@ -23,44 +24,94 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_media(tmp_path_factory.mktemp("rec") / "talk.mp4", rec.audio, video=False)
 
 
-def _commands(name: str, out: Path, tiny_whisper: Path, demo_data: Path, recording: Path) -> list[str]:
-    manifest = demo_data / "manifests" / "test.jsonl"
-    model = ["--model", str(tiny_whisper), "--no-progress"]
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two evaluation folders for ``asr report`` (synthetic, no model)."""
+    from tests.report_fixtures import HYPS_A, HYPS_B, write_data, write_eval
+
+    root = tmp_path_factory.mktemp("runs")
+    data = write_data(root / "data", clips=False)
+    write_eval(root / "runs" / "a", HYPS_A, data)
+    write_eval(root / "runs" / "b", HYPS_B, data, checkpoint="/x/best")
+    return root / "runs"
+
+
+@pytest.fixture(scope="module")
+def sources(tiny_whisper, tiny_ct2, demo_data, few_clips, recording, finished_runs) -> dict[str, Path]:
+    return {"model": tiny_whisper, "ct2": tiny_ct2, "data": demo_data, "clips": few_clips, "recording": recording,
+            "runs": finished_runs}  # fmt: skip
+
+
+def _commands(name: str, out: Path, src: dict[str, Path]) -> list[str]:
+    manifest = src["data"] / "manifests" / "test.jsonl"
+    model = ["--model", str(src["model"]), "--no-progress"]
     return {
+        "prepare": ["prepare", "--data-root", str(DEMO), "--out", str(out / "prepared")],
+        "score": ["score", "--predictions", str(src["runs"] / "a" / "predictions.csv"),
+                  "--out", str(out / "scored" / "metrics.json"), "--bootstrap", "0"],
+        "finetune": ["finetune", f"model={src['model']}", f"data={src['clips']}", f"output_dir={out / 'run'}",
+                     "method=lora", "lora.r=4", "num_workers=0", "zero_shot=false", "report_to=[]"],
         "evaluate": ["evaluate", *model, "--manifest", str(manifest), "--out", str(out / "eval"), "--limit", "4",
                      "--bootstrap", "0"],
-        "export": ["export", "--checkpoint", str(tiny_whisper), "--out", str(out / "export")],
-        "transcribe": ["transcribe", str(recording), *model, "--out", str(out / "subs")],
-        "segment": ["segment", str(recording), *model, "--out", str(out / "corpus")],
+        "zero-shot": ["zero-shot", "--models", str(src["model"]), "--manifest", str(manifest),
+                      "--out", str(out / "zero-shot"), "--limit", "2", "--no-progress"],
+        "benchmark": ["benchmark", "--data", str(src["data"]), "--out", str(out / "benchmark"),
+                      "--models", str(src["model"]), "--finetune", "--limit", "2", "--no-progress"],
+        "import-ct2": ["import-ct2", str(src["ct2"]), str(out / "imported")],
+        "export": ["export", "--checkpoint", str(src["model"]), "--out", str(out / "export")],
+        "report": ["report", str(src["runs"]), "--out", str(out / "report"), "--bootstrap", "0", "--no-plots"],
+        "transcribe": ["transcribe", str(src["recording"]), *model, "--out", str(out / "subs")],
+        "segment": ["segment", str(src["recording"]), *model, "--out", str(out / "corpus")],
     }[name]  # fmt: skip
 
 
-COMMANDS = ("evaluate", "export", "transcribe", "segment")
+# `asr models` only reads; a disk that fills mid-checkpoint is in test_train_faults.py
+COMMANDS = ("prepare", "score", "finetune", "evaluate", "zero-shot", "benchmark", "import-ct2", "export", "report",
+            "transcribe", "segment")  # fmt: skip
+
+
+def _error_line(err: str) -> str:
+    assert "Traceback" not in err
+    return next(x for x in err.splitlines() if x.startswith("error:"))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_full_disk_is_one_error_line(
-    command, small_disk, tiny_whisper, demo_data, recording, capsys
-) -> None:
+def test_a_full_disk_is_one_error_line(command, small_disk, sources, capsys) -> None:
     disk = small_disk(kb=64, full=True)
-    code = main(_commands(command, disk, tiny_whisper, demo_data, recording))
+    code = main(_commands(command, disk, sources))
     err = capsys.readouterr().err
-    assert "Traceback" not in err
+    line = _error_line(err)
     assert code == 2, err
-    line = next(x for x in err.splitlines() if x.startswith("error:"))
-    assert str(disk) in line and ("no space left on device" in line.lower()), line
+    # prepare measures the zip against the free space before extracting: refused up front
+    assert str(disk) in line and ("no space left on device" in line.lower() or "free space" in line), line
+    assert _partial(disk) == []
+
+
+def _partial(folder: Path) -> list[str]:
+    """Temp files and staging folders a failed write left (they would fill the disk again, or block)."""
+    return [
+        p.name
+        for p in folder.rglob("*")
+        if p.name.endswith((".tmp", ".partial", ".old")) or ".partial-" in p.name
+    ]
+
+
+def test_import_ct2_runs_out_of_space_mid_write(small_disk, tiny_ct2, capsys) -> None:
+    """A disk that fills while the weights are written (4 MB for 14 MB): one error line, no staging left."""
+    disk = small_disk(kb=4096)
+    assert main(["import-ct2", str(tiny_ct2), str(disk / "imported")]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(disk) in line and "no space left on device" in line, line
+    assert _partial(disk) == [] and not (disk / "imported").exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_read_only_output_is_one_error_line(
-    command, small_disk, tiny_whisper, demo_data, recording, capsys
-) -> None:
+def test_a_read_only_output_is_one_error_line(command, small_disk, sources, capsys) -> None:
     disk = small_disk(kb=64, read_only=True)
-    code = main(_commands(command, disk, tiny_whisper, demo_data, recording))
+    code = main(_commands(command, disk, sources))
     err = capsys.readouterr().err
-    assert "Traceback" not in err
+    line = _error_line(err)
     assert code == 2, err
-    line = next(x for x in err.splitlines() if x.startswith("error:"))
     assert str(disk) in line and "read-only" in line.lower(), line
 
 
@@ -105,3 +156,10 @@ def test_report_checks_its_out_before_reading_runs(small_disk, tmp_path, capsys)
     assert main(["report", str(tmp_path), "--out", str(read_only / "report")]) == 2
     err = capsys.readouterr().err
     assert f"--out {read_only / 'report'}: cannot write there" in err and "Traceback" not in err
+
+
+def test_import_ct2_checks_its_output_before_reading_the_source(small_disk, tmp_path, capsys) -> None:
+    read_only = small_disk(kb=64, read_only=True)
+    assert main(["import-ct2", str(tmp_path / "no-such-model"), str(read_only / "imported")]) == 2
+    err = capsys.readouterr().err  # was: converted for minutes, then failed writing the staging folder
+    assert f"OUT's folder {read_only}: cannot write there" in err and "Traceback" not in err

@@ -31,6 +31,7 @@ import pytest
 
 from asr.cli import main
 from tests.e2e.conftest import DEMO, REPO
+from tests.e2e.test_export import TOKEN
 from tests.unit.export.test_card import write_run
 
 # the in-process reference runs decode with one thread, as the subprocesses (OMP_NUM_THREADS=1)
@@ -434,3 +435,170 @@ def test_report_killed_then_rerun(tmp_path) -> None:
     assert got.keys() == want.keys()
     assert got["results.md"] == want["results.md"] and got["results.csv"] == want["results.csv"]
     assert_nothing_partial(out)
+
+
+# --- asr zero-shot, asr benchmark, asr score, asr import-ct2, asr export --push-to-hub -------------
+
+
+def _same_evaluation(got: Path, want: Path) -> None:
+    """An evaluation folder equal to an undisturbed run's: rows, per-utterance table, metrics."""
+    assert _rows(got / "predictions.csv") == _rows(want / "predictions.csv"), got
+    assert (got / "per_utterance.csv").read_bytes() == (want / "per_utterance.csv").read_bytes(), got
+    a, b = (json.loads((d / "metrics.json").read_text(encoding="utf-8")) for d in (got, want))
+    assert {k: v for k, v in a.items() if k not in TIMINGS} == {
+        k: v for k, v in b.items() if k not in TIMINGS
+    }
+
+
+@pytest.fixture(scope="module")
+def two_models(
+    noisy_whisper: Path, tiny_whisper: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[Path]:
+    """Two model folders with distinct names (zero-shot names a model's results by its folder)."""
+    folder = tmp_path_factory.mktemp("two-models")
+    for name, target in (("noisy", noisy_whisper), ("tiny", tiny_whisper)):
+        (folder / name).symlink_to(target, target_is_directory=True)
+    return [folder / "noisy", folder / "tiny"]
+
+
+def test_zero_shot_killed_then_rerun(two_models, demo_data, tmp_path) -> None:
+    """Killed halfway through the second model's first row: the first model is reused, the second resumed."""
+    manifest = demo_data / "manifests" / "test.jsonl"
+
+    def argv_of(out: Path) -> list[str]:
+        return ["zero-shot", "--models", *map(str, two_models), "--manifest", str(manifest), "--out", str(out),
+                "--limit", "4", "--no-progress"]  # fmt: skip
+
+    ref, out, log = tmp_path / "reference", tmp_path / "out", tmp_path / "log.txt"
+    assert main(argv_of(ref)) == 0
+    _killed_at(argv_of(out), "torn:1", log)  # noisy finished, half a row of tiny written
+    assert (out / "noisy" / "metrics.json").exists() and not (out / "zero_shot.csv").exists()
+    _rerun(argv_of(out), log)
+    assert "resuming: 4 of 4 utterances already decoded" in _tail(log)  # the finished model is not redone
+    for model in two_models:
+        _same_evaluation(out / model.name, ref / model.name)
+    with (
+        (out / "zero_shot.csv").open(encoding="utf-8") as a,
+        (ref / "zero_shot.csv").open(encoding="utf-8") as b,
+    ):
+        assert [{**r, "rtf": ""} for r in csv.DictReader(a)] == [{**r, "rtf": ""} for r in csv.DictReader(b)]
+    assert_nothing_partial(out)
+
+
+def test_benchmark_killed_then_rerun(two_models, demo_data, tmp_path) -> None:
+    """Killed once the first model's predictions are durable (before it is scored): the rerun resumes it
+    (nothing decoded again), runs the second and writes the same leaderboard."""
+
+    def argv_of(out: Path) -> list[str]:
+        return ["benchmark", "--data", str(demo_data), "--out", str(out), "--models", *map(str, two_models),
+                "--finetune", "--limit", "4", "--no-progress"]  # fmt: skip
+
+    ref, out, log = tmp_path / "reference", tmp_path / "out", tmp_path / "log.txt"
+    assert main(argv_of(ref)) == 0
+    _killed_at(argv_of(out), "batch:1", log)
+    first = out / "zero-shot" / "noisy"
+    assert json.loads((first / "stage.json").read_text(encoding="utf-8"))["status"] == "running"
+    assert not (first / "metrics.json").exists() and not (out / "report").exists()
+    _rerun(argv_of(out), log)
+    assert "resuming: 4 of 4 utterances already decoded" in _tail(log)
+    for model in two_models:
+        stage = out / "zero-shot" / model.name
+        assert json.loads((stage / "stage.json").read_text(encoding="utf-8"))["status"] == "done"
+        _same_evaluation(stage, ref / "zero-shot" / model.name)
+    kept = ("model", "setting", "status", "cer", "cer_ci95_low", "cer_ci95_high", "wer", "ser", "n_utterances",
+            "delta_vs_baseline", "delta_ci95_low", "delta_ci95_high", "p_delta_ge_0", "note")  # fmt: skip
+    tables = []
+    for run in (out, ref):
+        with (run / "report" / "results.csv").open(encoding="utf-8") as f:
+            tables.append([{k: r[k] for k in kept} for r in csv.DictReader(f)])
+    assert tables[0] == tables[1] and len(tables[0]) == 2
+    assert_nothing_partial(out)
+
+
+def test_score_killed_then_rerun(eval_reference, tmp_path) -> None:
+    """Killed between its two outputs (metrics.json written, per_utterance.csv not)."""
+    predictions = tmp_path / "predictions.csv"
+    shutil.copyfile(eval_reference / "predictions.csv", predictions)
+
+    def argv_of(out: Path) -> list[str]:
+        return [
+            "score",
+            "--predictions",
+            str(predictions),
+            "--out",
+            str(out / "metrics.json"),
+            "--bootstrap",
+            "50",
+        ]
+
+    want, out, log = _reference(argv_of, tmp_path), tmp_path / "out", tmp_path / "log.txt"
+    _killed_at(argv_of(out), "rename:per_utterance.csv", log)
+    _rerun(argv_of(out), log)
+    assert _files(out) == want
+    assert_nothing_partial(out)
+
+
+def test_import_ct2_killed_then_rerun(tiny_ct2, tmp_path) -> None:
+    """``--force`` over an earlier import, killed just before the new import is renamed into place:
+    the rerun imports again, identical to an undisturbed import, and nothing half-imported is left
+    (a stale staging folder holds a whole model's weights)."""
+    from asr.models.whisper.ct2_import import is_complete_import
+
+    want = _reference(lambda out: ["import-ct2", str(tiny_ct2), str(out)], tmp_path)
+    root = tmp_path / "models"
+    out, log = root / "imported", tmp_path / "log.txt"
+    assert main(["import-ct2", str(tiny_ct2), str(out)]) == 0
+    _killed_at(["import-ct2", str(tiny_ct2), str(out), "--force"], "rename:imported", log)
+    assert not is_complete_import(out) or _files(out) == want  # never a half import that looks complete
+    _rerun(["import-ct2", str(tiny_ct2), str(out)], log)
+    assert _files(out) == want and is_complete_import(out)
+    assert sorted(p.name for p in root.iterdir()) == ["imported"]
+
+
+def test_push_killed_then_rerun(tiny_whisper, fake_hub, tmp_path) -> None:
+    """``asr export --push-to-hub`` killed with its commit in flight (the LFS objects uploaded, the
+    commit request sent but not applied): the Hub repo is left unchanged, the local export whole, and
+    the rerun's push makes the repo identical to an undisturbed push."""
+    import threading
+
+    out = tmp_path / "export"  # the same --out for both pushes: the model card records the command
+
+    argv = ["export", "--checkpoint", str(tiny_whisper), "--out", str(out), "--push-to-hub", "tester/m"]
+    assert main(argv) == 0
+    want = _without_provenance(
+        fake_hub.repos.pop("tester/m").files
+    )  # undisturbed; the Hub starts empty again
+    fake_hub.lfs_objects.clear()
+    shutil.rmtree(out)
+
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_the_commit(method: str, path: str) -> bool:
+        if "/commit/" not in path:
+            return True
+        reached.set()
+        release.wait(timeout=120)
+        return False  # the client is dead by now: the commit never lands
+
+    fake_hub.gate = hold_the_commit
+    hub_env = {"HF_ENDPOINT": fake_hub.url, "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1",
+               "HF_HOME": str(tmp_path / "hf-home")}  # fmt: skip
+    log = tmp_path / "log.txt"
+    try:
+        proc = _run(_cli(*argv), log, **hub_env)
+        assert reached.wait(timeout=120), "the push never reached its commit:\n" + _tail(log)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        release.set()
+    fake_hub.gate = None
+    repo = fake_hub.repos["tester/m"]
+    assert repo.commits == [] and repo.files == {}  # nothing half-pushed
+    assert _without_provenance(_files(out)) == want  # the local export is whole
+
+    proc = _run(_cli(*argv), log, **hub_env)
+    assert proc.wait(timeout=180) == 0, "the rerun of the push failed:\n" + _tail(log)
+    assert len(repo.commits) == 1 and _without_provenance(repo.files) == want
+    assert _files(out) == repo.files
+    assert_nothing_partial(tmp_path)
+    assert TOKEN not in _tail(log)

@@ -83,3 +83,35 @@ def test_segment_first_video_must_be_positive(tmp_path: Path, capsys) -> None:
     assert _exit_code(["segment", "--out", str(tmp_path / "c"), "--first-video", "-3"]) == 2
     assert "argument --first-video: must be a whole number >= 1, not '-3'" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def _config_numbers() -> list[str]:
+    """Every numeric key of a fine-tuning config (``asr finetune KEY=VALUE``, YAML, benchmark --overrides)."""
+    import dataclasses
+    import typing
+
+    from asr.train.finetune_config import FinetuneConfig, LoraSettings
+
+    keys = []
+    for cls, prefix in ((FinetuneConfig, ""), (LoraSettings, "lora.")):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kinds = set(typing.get_args(hints[f.name])) or {hints[f.name]}
+            if kinds & {int, float}:
+                keys.append(prefix + f.name)
+    return keys
+
+
+CONFIG_NUMBERS = _config_numbers()
+
+
+@pytest.mark.parametrize("key", [*CONFIG_NUMBERS, "speed_perturb"])
+def test_every_numeric_config_key_refuses_a_negative_value(key: str, tmp_path: Path) -> None:
+    from asr.errors import ConfigError
+    from asr.train.finetune_config import load_finetune_config
+
+    value = "[-1.0]" if key == "speed_perturb" else "-1"
+    base = [f"model={tmp_path}", f"data={tmp_path}", f"output_dir={tmp_path / 'run'}"]
+    with pytest.raises(ConfigError, match=key.split(".")[-1]):
+        load_finetune_config(None, [*base, f"{key}={value}"])
+    assert len(CONFIG_NUMBERS) >= 20  # the keys were found at all

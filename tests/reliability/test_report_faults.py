@@ -69,3 +69,17 @@ def test_a_killed_evaluation_beside_finished_ones_is_listed(tmp_path: Path, caps
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-plots"]) == 0
     md = (tmp_path / "board" / "results.md").read_text(encoding="utf-8")
     assert "| unfinished: evaluation not finished (5 utterances decoded, no metrics.json)" in md
+
+
+def test_no_bootstrap_gives_the_difference_without_an_interval(tmp_path: Path, capsys) -> None:
+    """``--bootstrap 0`` (allowed: "0: no CI") over two runs crashed formatting the missing interval."""
+    data = write_data(tmp_path / "data", clips=False)
+    write_eval(tmp_path / "runs" / "a", HYPS_A, data)
+    write_eval(tmp_path / "runs" / "b", HYPS_B, data, checkpoint="/x/best")
+    out = tmp_path / "board"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--bootstrap", "0", "--no-plots"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    row = next(
+        x for x in (out / "results.md").read_text(encoding="utf-8").splitlines() if "| fine-tuned |" in x
+    )
+    assert "| 5 | -0.5676 | `asr evaluate" in row, row  # the difference, no interval, no p

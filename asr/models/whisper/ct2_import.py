@@ -16,6 +16,7 @@ source ``model.bin`` byte for byte (checked in ``tests/real/test_ct2_import.py``
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import itertools
 import json
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import ASRError
+from asr.io import process_alive
 from asr.models.whisper import assets as whisper_assets
 from asr.models.whisper import ct2_mapping, ct2_reader
 from asr.models.whisper.assets import vocab_layout, whisper_generation_config, whisper_processor
@@ -64,6 +66,19 @@ def _check_replaceable(out: Path) -> None:
         raise ASRError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ASRError(f"{out} is not empty and holds no {MARKER}; choose a new or empty output directory")
+
+
+def _remove_dead_staging(out: Path) -> None:
+    """Delete the staging folders (``.OUT.PID.partial``/``.old``) of imports killed before they finished."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        pid, _, suffix = stale.name[len(out.name) + 2 :].partition(".")
+        if (
+            suffix in ("partial", "old")
+            and pid.isdigit()
+            and (int(pid) == os.getpid() or not process_alive(int(pid)))
+        ):
+            log.info("removing %s, left by an import that was killed", stale)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def converter_id() -> str:
@@ -180,9 +195,9 @@ def import_ct2(src: Path, out: Path, keep_dtype: bool = False, source_label: str
     model.generation_config = generation
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_staging(out)
     tmp = out.parent / f".{out.name}.{os.getpid()}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    old = out.parent / f".{out.name}.{os.getpid()}.old"
     tmp.mkdir()
     try:
         model.save_pretrained(tmp)
@@ -204,10 +219,11 @@ def import_ct2(src: Path, out: Path, keep_dtype: bool = False, source_label: str
         (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             _check_replaceable(out)
-            shutil.rmtree(out)
+            os.replace(out, old)  # aside, not deleted in place: a kill mid-delete left an unmarked folder
         os.replace(tmp, out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
     log.info("imported %s -> %s (%s, %.1f s)", src, out, dtype, time.perf_counter() - start)
     return out
