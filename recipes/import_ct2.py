@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-dtype", action="store_true", help="keep the source dtype (e.g. float16) instead of float32"
     )
+    parser.add_argument(
+        "--no-ct2-copy",
+        action="store_true",
+        help="do not also prepare the int8 CTranslate2 copy that --backend auto decodes with on the CPU",
+    )
 
 
 def _source_label(src: str) -> str:
@@ -57,9 +62,23 @@ def run(args: argparse.Namespace) -> int:
                 "pass --force to replace it or choose another OUT"
             )
         print(f"{out} already holds a complete import of {label} ({done.get('dtype')}); nothing to do")
+        _prepare_ct2_copy(out, args.no_ct2_copy)
         return 0
     start = time.perf_counter()
     src = resolve_ct2_source(args.src)
     import_ct2(src, out, keep_dtype=args.keep_dtype, source_label=label)
     print(f"imported {label} -> {out} in {time.perf_counter() - start:.1f} s")
+    _prepare_ct2_copy(out, args.no_ct2_copy)
     return 0
+
+
+def _prepare_ct2_copy(model_dir: Path, skip: bool) -> None:
+    """Convert the import once now into the cache ``--backend auto`` reads (CTranslate2 int8), so
+    the first ``asr evaluate`` does not spend ~10 s converting; only where ctranslate2 is installed."""
+    from asr.models.whisper.ct2 import cached_conversion, installed
+
+    if skip or not installed():
+        return
+    start = time.perf_counter()
+    path = cached_conversion(model_dir, "int8")
+    print(f"CTranslate2 int8 copy for --backend auto: {path} ({time.perf_counter() - start:.1f} s)")

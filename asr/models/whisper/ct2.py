@@ -69,6 +69,32 @@ def installed() -> bool:
         return False
 
 
+def cached_conversion(
+    hf_dir: Path | None,
+    compute_type: str,
+    *,
+    key: str | None = None,
+    write_hf: Callable[[Path], None] | None = None,
+) -> Path:
+    """The CTranslate2 copy of a checkpoint at ``compute_type`` in the cache, converted if absent.
+
+    ``key`` (default: the content of ``hf_dir``) names it; ``write_hf`` writes the checkpoint
+    into a folder it is given when there is no ``hf_dir`` (called only on a cache miss).
+    """
+    out = _cache_root() / f"{key or content_fingerprint(hf_dir)}-{compute_type}"
+    if not (out / "model.bin").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if hf_dir is not None:
+            convert_checkpoint(hf_dir, out, compute_type)
+        else:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="asr-merged-") as tmp:
+                write_hf(Path(tmp))
+                convert_checkpoint(Path(tmp), out, compute_type)
+    return out
+
+
 def default_compute_type(device: Any) -> str:
     """float16 on a GPU, int8 on the CPU."""
     return "float16" if _device_type(device) == "cuda" else "int8"
@@ -220,17 +246,7 @@ class CT2WhisperEngine:
         self.device = device_type
         self.device_index = _device_index(device)
         self.compute_type = compute_type or default_compute_type(device_type)
-        out = _cache_root() / f"{key or content_fingerprint(hf_dir)}-{self.compute_type}"
-        if not (out / "model.bin").is_file():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if hf_dir is not None:
-                convert_checkpoint(hf_dir, out, self.compute_type)
-            else:
-                import tempfile
-
-                with tempfile.TemporaryDirectory(prefix="asr-merged-") as tmp:
-                    write_hf(Path(tmp))
-                    convert_checkpoint(Path(tmp), out, self.compute_type)
+        out = cached_conversion(hf_dir, self.compute_type, key=key, write_hf=write_hf)
         self.path = out
         with cuda_errors_explained(f"{device_type}:{self.device_index}"):
             self.model = ctranslate2.models.Whisper(
