@@ -73,7 +73,7 @@ def test_bad_options(tmp_path: Path) -> None:
     args = parse_args(["--smoke", "--section-timeout-s", "30", "corpus=7"])
     assert check_args(args) is None
     assert (section_timeout("corpus", args), section_timeout("environment", args)) == (7, 30)
-    assert section_timeout("corpus", parse_args(["--smoke"])) == 60
+    assert section_timeout("corpus", parse_args(["--smoke"])) == 120
     assert check_args(parse_args(["--out", str(out), "--scratch", str(tmp_path / "s")])) is None
     proc = subprocess.run(
         [sys.executable, "-m", "tools.gpu_check", "--out", str(out), "--scratch", str(out)],
