@@ -172,12 +172,36 @@ def result_line(index: int, total: int, name: str, r: dict[str, Any]) -> str:
     parts = [f"gpu-check: [{index}/{total}] {name}: {status}"]
     if r.get("utterances_per_second") is not None:
         parts.append(f"{r['utterances_per_second']:.2f} utt/s")
+    if r.get("share_of_paper") is not None:
+        parts.append(f"{r['share_of_paper']:.0%} of the paper model")
     if r.get("peak_gpu_memory_mib") is not None:
         parts.append(f"peak {r['peak_gpu_memory_mib']:.0f} MiB")
     parts.append(f"{r.get('section_seconds', 0):.0f} s")
     why = r.get("reason") or (r.get("error") or "").strip().splitlines()[-1:] or [r.get("summary", "")]
     text = why if isinstance(why, str) else (why[0] if why else "")
     return ", ".join(parts) + (f" ({text[:160]})" if text else "")
+
+
+# Sections measured against benchmarks.throughput_model: (model, lora | full | decode).
+PAPER = {
+    "whisper_small_lora_bf16": ("whisper-small", "lora"),
+    "whisper_small_full": ("whisper-small", "full"),
+    "turbo_eval_torch": ("whisper-large-v3-turbo", "decode"),
+    "qwen3_asr_lora": ("qwen3-asr-0.6b", "lora"),
+}
+
+
+def against_paper(name: str, result: dict[str, Any], smoke: bool) -> None:
+    """Add the paper model's utterances/s (40% of an H100's bf16 peak) and the measured share of it
+    (full size only: the smoke replicas have one layer)."""
+    from benchmarks.throughput_model import model_utt_per_s
+
+    measured = result.get("utterances_per_second")
+    if smoke or name not in PAPER or not measured:
+        return
+    paper = model_utt_per_s(*PAPER[name])
+    result["paper_utterances_per_second"] = round(paper, 1)
+    result["share_of_paper"] = round(measured / paper, 3)
 
 
 def derived(report: dict[str, Any]) -> dict[str, Any]:
@@ -314,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             timeout = min(section_timeout(name, args), left)
             result = run_section(name, args, scratch, out / "logs" / f"{name}.log", timeout)
+            against_paper(name, result, args.smoke)
         report["sections"][name] = result
         report["wall_seconds"] = round(time.monotonic() - started, 1)
         report.update(derived(report))

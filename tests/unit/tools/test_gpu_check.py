@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tools.gpu_check import (
     REPO,
+    against_paper,
     check_args,
     differences_from_pins,
     parse_args,
@@ -53,6 +54,16 @@ def test_result_line() -> None:
     )
     failed = {"status": "failed", "error": "Traceback ...\nRuntimeError: boom", "section_seconds": 2}
     assert result_line(1, 2, "corpus", failed) == "gpu-check: [1/2] corpus: failed, 2 s (RuntimeError: boom)"
+
+
+def test_measured_against_the_paper_model() -> None:
+    result = {"status": "ok", "utterances_per_second": 100.2, "section_seconds": 30}
+    against_paper("whisper_small_lora_bf16", result, smoke=False)
+    assert result["paper_utterances_per_second"] == 500.6 and result["share_of_paper"] == 0.2
+    assert "20% of the paper model" in result_line(1, 1, "whisper_small_lora_bf16", result)
+    smoke = {"status": "ok", "utterances_per_second": 1.0}
+    against_paper("whisper_small_lora_bf16", smoke, smoke=True)
+    assert "share_of_paper" not in smoke
 
 
 def test_versions_that_differ_from_the_pins() -> None:
