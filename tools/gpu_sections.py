@@ -503,10 +503,10 @@ def preload_cuda12() -> str | None:
     """
     import glob
 
-    wanted = ("libcublas.so.12", "libcublasLt.so.12", "libcudnn.so.9")
+    wanted = ("libcublasLt.so.12", "libcublas.so.12", "libcudnn.so.9")  # in loading order
     roots = [os.path.join(p, "nvidia") for p in sys.path if os.path.isdir(os.path.join(p, "nvidia"))]
     missing = []
-    for lib in ("libcublasLt.so.12", *wanted[:1], wanted[2]):
+    for lib in wanted:
         candidates = [lib, *(f for r in roots for f in glob.glob(os.path.join(r, "*", "lib", lib)))]
         for candidate in candidates:
             try:

@@ -113,16 +113,13 @@ def test_gpu_check_smoke_from_the_wheelhouse_beside_torch_only(tmp_path: Path) -
         check=True,
     )  # fmt: skip
     python = torch_only_python(tmp_path / "host")
+    bare = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     probe = "import importlib.util as u; print([m for m in ('soundfile', 'asr', 'jieba', 'funasr') if u.find_spec(m)])"
-    assert (
-        subprocess.run(
-            [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True
-        ).stdout.strip()
-        == "[]"
-    )
+    found = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=bare, capture_output=True, text=True)
+    assert found.stdout.strip() == "[]", found.stderr  # nothing of the project's environment but torch & co.
 
     out = tmp_path / "gpu-check"
-    env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**bare, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
         [str(python), "-m", "tools.gpu_check", "--device", "cpu", "--smoke", "--out", str(out),
          "--sections", *RUN, "--budget-s", "800", "--allow-skip", *NOT_IN_WHEELHOUSE],

@@ -100,3 +100,38 @@ def test_the_check_imports_only_the_standard_library() -> None:
     code = "import sys, tools.gpu_check; print(sorted(m for m in ('torch', 'numpy', 'asr', 'transformers') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_missing_package_in_a_section_is_a_blocking_skip_naming_it(tmp_path: Path, monkeypatch) -> None:
+    from tools import gpu_sections
+
+    def needs(module: str):
+        def section(plan):
+            __import__(module)
+
+        return section
+
+    monkeypatch.setattr(
+        gpu_sections,
+        "sections",
+        lambda args: {"corpus": needs("soundfile_absent"), "environment": needs("asr.nope")},
+    )
+    plan = gpu_sections.Plan("cpu", True, tmp_path)
+    skipped = gpu_sections.run_one("corpus", plan, None)
+    assert skipped["status"] == "skipped" and skipped["blocking"] and skipped["missing"] == "soundfile_absent"
+    assert skipped["reason"] == "missing package: soundfile_absent (No module named 'soundfile_absent')"
+    ours = gpu_sections.run_one("environment", plan, None)  # a module of the project itself: a defect
+    assert ours["status"] == "failed" and "asr.nope" in ours["error"]
+
+
+def test_ctranslate2s_cuda12_libraries_are_looked_for_before_any_conversion(monkeypatch) -> None:
+    from tools import gpu_sections
+
+    def no_library(name, mode=0):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(gpu_sections.ctypes, "CDLL", no_library)
+    reason = gpu_sections.preload_cuda12()
+    assert reason.startswith(
+        "CTranslate2 is a CUDA 12 build and libcublasLt.so.12, libcublas.so.12, libcudnn.so.9"
+    )
