@@ -141,10 +141,8 @@ def test_gpu_check_smoke_from_the_wheelhouse_beside_torch_only(tmp_path: Path) -
         result = sections[name]
         assert result["steps"] == 2 and result["measured_steps"] == 1, name  # one warm-up step left out
         assert result["utterances_per_second"] > 0 and result["peak_gpu_memory_mib"] is None, name
-    assert (
-        sections["whisper_small_lora_bf16"]["trainable_parameters"]
-        < sections["whisper_small_full"]["trainable_parameters"]
-    )
+    lora = sections["whisper_small_lora_bf16"]
+    assert 0 < lora["trainable_parameters"] < 0.02 * lora["total_parameters"]
     agreement = sections["gpu_vs_cpu"]
     assert agreement["identical_transcripts"] == agreement["clips"] == 2 and agreement["loss_falls"]
     assert sections["torchrun_nproc1"]["world_size"] == 1
