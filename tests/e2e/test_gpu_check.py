@@ -4,7 +4,8 @@ beside the wheelhouse of ``tools.gpu_wheelhouse`` installed with ``pip install -
 --target``; nothing else of the project's environment is importable.
 
 The wheelhouse is built for this Python from PyPI once and kept in ``~/.cache/cs-mage-asr``
-(``ASR_GPU_WHEELHOUSE`` names another folder); about 70 s the first time on 2 busy cores.
+(``ASR_GPU_WHEELHOUSE`` names another folder); about 70 s the first time on 2 busy cores. Without
+PyPI the test is skipped, except in CI (``CI`` set), where it fails.
 """
 
 from __future__ import annotations
@@ -92,10 +93,14 @@ def wheelhouse() -> Path:
     )
     folder = cache / f"py{py}-{key}"
     if not (folder / "wheelhouse.json").is_file():
-        subprocess.run(
+        proc = subprocess.run(
             [sys.executable, "-m", "tools.gpu_wheelhouse", "--python-version", py, "--out", str(folder)],
-            cwd=REPO, check=True, timeout=600,
+            cwd=REPO, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
+        if proc.returncode != 0:
+            if os.environ.get("CI"):  # CI reaches PyPI: a failed build there is a defect
+                pytest.fail(f"building the wheelhouse failed: {proc.stderr[-2000:]}")
+            pytest.skip(f"the wheelhouse could not be built here (PyPI unreachable?): {proc.stderr[-300:]}")
     return folder
 
 
