@@ -470,7 +470,10 @@ def unusable_gpu(monkeypatch: pytest.MonkeyPatch):
     def is_available() -> bool:
         import warnings
 
-        warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)")
+        warnings.warn(
+            "CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)",
+            stacklevel=2,
+        )
         return False
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
