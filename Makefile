@@ -24,7 +24,7 @@ REPO ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-e2e test-real test-real-size test-reliability test-gpu-paths lint check-bare-install demo prepare-demo whisper-base \
-        evaluate zero-shot finetune export gpu-check benchmark benchmark-inference benchmark-training \
+        evaluate zero-shot finetune export gpu-check gpu-wheelhouse benchmark benchmark-inference benchmark-training \
         benchmark-longform benchmark-footprint benchmark-lora-memory benchmark-scoring make-demo heldout benchmark-backend clean
 
 help: ## list targets
@@ -109,8 +109,12 @@ export: install ## make export MODEL=... METHOD=... [REPO=user/name]
 	$(ASR) export --checkpoint $(RUN)/best --out $(RUN)/export --merge-lora \
 	  $(if $(REPO),--push-to-hub $(REPO),)
 
-gpu-check: install ## GPU paths on one GPU in under 8 minutes (replicas, synthetic clips, no downloads)
+gpu-check: install ## GPU paths on one GPU within --budget-s 420 (replicas, synthetic clips, no downloads)
 	$(BIN)/python -m tools.gpu_check --out runs/gpu-check
+
+PY ?= 3.12
+gpu-wheelhouse: ## wheels the GPU check needs beside a host's torch/transformers/peft/accelerate: make gpu-wheelhouse PY=3.12
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m tools.gpu_wheelhouse --python-version $(PY) --out wheelhouse/py$(PY)
 
 # Each rewrites its own section of BENCHMARKS.md: commit first (a dirty tree is refused), or BENCH_FLAGS=--no-write
 BENCH_FLAGS ?=

@@ -3,9 +3,14 @@ vocabulary."""
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import logging
 import os
+import re
+import shutil
+import subprocess
+import warnings
 from pathlib import Path
 
 import torch
@@ -69,14 +74,74 @@ def check_single_process_multi_gpu(cfg: FinetuneConfig, device: str) -> None:
         )
 
 
+def nvidia_driver() -> str | None:
+    """The NVIDIA driver's version (``/proc/driver/nvidia/version``, else ``nvidia-smi``); ``None``."""
+    version_file = Path("/proc/driver/nvidia/version")
+    if version_file.is_file():
+        match = re.search(
+            r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]+)", version_file.read_text(errors="replace")
+        )
+        if match:
+            return match[1]
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.split()[0] if proc.returncode == 0 and proc.stdout.split() else None
+
+
+def nvidia_devices_present() -> bool:
+    """NVIDIA GPUs on this machine whatever torch says: ``/dev/nvidia0``... or ``nvidia-smi``."""
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or shutil.which("nvidia-smi") is not None
+
+
+def cuda_unusable_reason() -> str | None:
+    """Why torch cannot use the NVIDIA GPUs this machine has; ``None`` when it can or there are none.
+
+    The usual cause is a torch wheel built for a newer CUDA than the driver supports (a CUDA 13
+    wheel needs driver 580 or newer); torch says so in a warning when it first looks.
+    """
+    if not nvidia_devices_present():
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if torch.cuda.is_available():
+            return None
+    said = " ".join(str(w.message).strip() for w in caught)
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU-only build)"
+    driver = nvidia_driver()
+    return (
+        f"this machine has NVIDIA GPUs (driver {driver or 'unknown'}) but torch {torch.__version__} "
+        f"(built for {build}) cannot use them"
+        + (f": {said}" if said else "")
+        + "; install a torch build for the driver's CUDA version or update the driver"
+    )
+
+
 def device_and_precision(cfg: FinetuneConfig) -> tuple[str, str]:
     """``(device, precision)`` with ``auto`` resolved: bf16 (or fp16) on a GPU, fp32 on CPU.
 
+    Where the machine has NVIDIA GPUs that torch cannot use (:func:`cuda_unusable_reason`),
+    ``device: cuda`` fails and ``device: auto`` warns loudly before training on the CPU.
     Also refuses several GPUs in one process (see :func:`check_single_process_multi_gpu`).
     """
     cuda = torch.cuda.is_available()
-    if cfg.device == "cuda" and not cuda:
-        raise ConfigError("device=cuda but no CUDA GPU is visible")
+    if cfg.device in ("cuda", "auto") and not cuda:
+        problem = cuda_unusable_reason()
+        if cfg.device == "cuda":
+            raise ConfigError(
+                f"device=cuda: {problem}" if problem else "device=cuda but no CUDA GPU is visible"
+            )
+        if problem:
+            log.warning("device=auto trains on the CPU, in fp32, SLOWLY: %s", problem)
+            warnings.warn(f"device=auto falls back to the CPU: {problem}", RuntimeWarning, stacklevel=2)
     device = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
     precision = cfg.precision
     if precision == "auto" and device == "cuda":

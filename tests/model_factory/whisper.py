@@ -20,8 +20,10 @@ special-token ids, the real multilingual tokenizer, random weights, written by `
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -158,12 +160,25 @@ def config_suppress_tokens(name: str, generation_suppress: list[int]) -> list[in
     return [t for t in generation_suppress if t not in drop]
 
 
+def openai_alignment_heads() -> dict[str, bytes]:
+    """openai-whisper's ``_ALIGNMENT_HEADS``, read from its source: importing the package needs
+    numba, which a GPU host given only the check's wheelhouse lacks."""
+    spec = importlib.util.find_spec("whisper")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("No module named 'whisper' (pip install openai-whisper)", name="whisper")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", "") == "_ALIGNMENT_HEADS" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"no _ALIGNMENT_HEADS in {spec.origin}")
+
+
 def alignment_heads(name: str, decoder_layers: int) -> list[list[int]]:
     """OpenAI's cross-attention heads for timestamps (openai-whisper ``_ALIGNMENT_HEADS``)."""
-    import whisper
-
     d = WHISPER[name]
-    raw = gzip.decompress(base64.b85decode(whisper._ALIGNMENT_HEADS[d.openai_name]))
+    raw = gzip.decompress(base64.b85decode(openai_alignment_heads()[d.openai_name]))
     mask = np.frombuffer(raw, dtype=bool).reshape(d.decoder_layers, d.heads)
     return [[int(layer), int(head)] for layer, head in np.argwhere(mask) if layer < decoder_layers]
 

@@ -2,6 +2,7 @@
 
 - several visible GPUs in one process (no torchrun) are refused before any work;
 - ``precision: auto`` picks bf16 only where the GPU has it natively (not emulated: T4, V100);
+- NVIDIA GPUs that torch cannot use (driver too old for its CUDA): ``device: auto`` warns, ``cuda`` fails;
 - validation is sharded across ranks, merged and scored once (the CER of a single pass), runs
   under autocast in the training precision on CUDA, and an error on one rank is raised on all;
 - the Trainer (optimizer state) is released before the test decode, and the zero-shot model
@@ -460,3 +461,47 @@ def test_evaluate_auto_dtype_is_fp16_where_bf16_is_only_emulated(monkeypatch: py
     assert pick_dtype(torch.device("cuda"), "auto") == torch.float16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_dtype(torch.device("cuda"), "auto") == torch.bfloat16
+
+
+@pytest.fixture
+def unusable_gpu(monkeypatch: pytest.MonkeyPatch):
+    """An NVIDIA GPU and driver 535 (CUDA 12.2) under a torch built for CUDA 13.0: torch cannot use it."""
+
+    def is_available() -> bool:
+        import warnings
+
+        warnings.warn(
+            "CUDA initialization: The NVIDIA driver on your system is too old (found version 12020)",
+            stacklevel=2,
+        )
+        return False
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(preflight, "nvidia_devices_present", lambda: True)
+    monkeypatch.setattr(preflight, "nvidia_driver", lambda: "535.104.05")
+    monkeypatch.setattr(torch.cuda, "is_available", is_available)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+
+
+def test_device_auto_warns_loudly_when_torch_cannot_use_the_gpu(unusable_gpu, caplog) -> None:
+    with pytest.warns(RuntimeWarning, match="device=auto falls back to the CPU") as warned:
+        assert device_and_precision(_cfg("device=auto")) == ("cpu", "fp32")
+    message = next(str(w.message) for w in warned if w.category is RuntimeWarning)
+    assert "driver 535.104.05" in message and "built for CUDA 13.0" in message
+    assert "driver on your system is too old (found version 12020)" in message
+    assert any(r.levelname == "WARNING" and "SLOWLY" in r.getMessage() for r in caplog.records)
+
+
+def test_device_cuda_fails_naming_the_mismatch(unusable_gpu) -> None:
+    with pytest.raises(ConfigError, match=r"device=cuda: .*driver 535.104.05.*built for CUDA 13.0"):
+        device_and_precision(_cfg("device=cuda"))
+
+
+def test_no_warning_on_a_machine_without_nvidia_gpus(monkeypatch: pytest.MonkeyPatch, recwarn) -> None:
+    monkeypatch.setattr(preflight, "nvidia_devices_present", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_and_precision(_cfg("device=auto")) == ("cpu", "fp32")
+    assert preflight.cuda_unusable_reason() is None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    with pytest.raises(ConfigError, match="device=cuda but no CUDA GPU is visible"):
+        device_and_precision(_cfg("device=cuda"))
