@@ -33,7 +33,9 @@ def test_name_counts() -> None:
     counts = name_counts(refs, hyps, DEMO_NAMES)
     assert counts == {"occurrences": 2, "exact": 1, "name_chars": 5, "name_errors": 1, "false": 1}
     with_decoy = name_counts(refs, [hyps[0], "今天去西湖恰饭"], DEMO_NAMES, DECOYS)
-    assert with_decoy["false"] == 1 and name_counts(refs, [hyps[0], "今天去西湖恰饭"], DEMO_NAMES)["false"] == 0
+    assert (
+        with_decoy["false"] == 1 and name_counts(refs, [hyps[0], "今天去西湖恰饭"], DEMO_NAMES)["false"] == 0
+    )
 
 
 def test_conditions_give_global_and_own_contexts() -> None:
