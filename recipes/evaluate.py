@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--context",
         default=None,
         metavar="TEXT|FILE",
-        help="context/hot words for models that take them (Qwen3-ASR)",
+        help="context/hot words for models that take them (Qwen3-ASR, Fun-ASR-Nano; Whisper as its previous-text prompt)",
     )
     parser.add_argument(
         "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second

@@ -67,7 +67,7 @@ class DecodeOptions:
     repeat_limit: int = 4
     repeat_max_period: int = 16
     context: str | None = (
-        None  # context/hot-word prompt for models that take one (Qwen3-ASR); others ignore it
+        None  # context/hot-word prompt for models that take one (Qwen3-ASR, Fun-ASR-Nano; Whisper as its previous-text prompt); others ignore it
     )
 
     def as_dict(self) -> dict[str, Any]:

@@ -275,7 +275,7 @@ class CT2WhisperEngine:
                 suppress_blank=True,
                 suppress_tokens=[-1],
             )
-        seqs = [r.sequences_ids[0] for r in results]
+        seqs = [prompt.new_tokens(r.sequences_ids[0], timestamps) for r in results]
         if limits.guard is not None:
             return [guard_tokens(s, c, limits.guard) for s, c in zip(seqs, limits.caps, strict=True)]
         return seqs

@@ -24,16 +24,32 @@ from asr.models.whisper.context import FULL_CONTEXT_FRAMES, encode
 
 @dataclass(frozen=True)
 class Prompt:
-    """What precedes the text: language and task by name (transformers) and as token ids (CTranslate2)."""
+    """What precedes the text: language and task by name (transformers) and as token ids (CTranslate2).
+
+    ``previous``: Whisper's previous-text prompt, ``<|startofprev|>`` and the context's tokens
+    (``--context`` / a manifest's ``context``), empty without one; it biases decoding towards
+    the words it holds and is never part of the result.
+    """
 
     language: str | None
     task: str
     ids: tuple[int, ...]  # <|startoftranscript|>[<|language|>]<|task|>
     notimestamps: int  # the id of <|notimestamps|>
+    previous: tuple[int, ...] = ()
 
     def tokens(self, timestamps: bool) -> list[int]:
-        """The prompt ids, ending in ``<|notimestamps|>`` unless timestamps are wanted."""
-        return list(self.ids) if timestamps else [*self.ids, self.notimestamps]
+        """All the decoder's input ids: the previous text, then the start-of-transcript ids,
+        ending in ``<|notimestamps|>`` unless timestamps are wanted."""
+        start = list(self.ids) if timestamps else [*self.ids, self.notimestamps]
+        return [*self.previous, *start]
+
+    def new_tokens(self, seq: list[int], timestamps: bool) -> list[int]:
+        """``seq`` without a leading copy of the prompt: some transformers versions return the
+        decoder's input ids (the previous text included) before the new ones."""
+        for prefix in (self.tokens(timestamps), list(self.previous)):
+            if prefix and seq[: len(prefix)] == prefix:
+                return seq[len(prefix) :]
+        return seq
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,8 @@ class DecodeLimits:
 
 
 class WhisperDecoder(Protocol):
-    """A Whisper decoding backend: the new token ids of each row of ``features`` (guard applied)."""
+    """A Whisper decoding backend: the new token ids of each row of ``features`` (guard applied,
+    counting new tokens only; the prompt's previous text left out)."""
 
     def generate(
         self, features: Any, prompt: Prompt, limits: DecodeLimits, timestamps: bool
@@ -89,6 +106,8 @@ class TorchWhisperDecoder:
             kwargs["encoder_outputs"] = BaseModelOutput(last_hidden_state=hidden)
         else:
             kwargs["input_features"] = features
+        if prompt.previous:
+            kwargs["prompt_ids"] = torch.tensor(prompt.previous, device=self.base.device)
         out = self.model.generate(max_new_tokens=max(limits.caps), logits_processor=processors, **kwargs)
         seqs = out if isinstance(out, torch.Tensor) else out["sequences"]
-        return seqs.tolist()
+        return [prompt.new_tokens(seq, timestamps) for seq in seqs.tolist()]

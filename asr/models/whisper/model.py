@@ -153,6 +153,21 @@ def half_for_cache(hidden: torch.Tensor) -> torch.Tensor:
     return hidden.to("cpu", torch.bfloat16)
 
 
+def previous_text_ids(tokenizer: Any, context: str | None, max_target_positions: int) -> tuple[int, ...]:
+    """``<|startofprev|>`` and ``context``'s tokens (whitespace collapsed, a leading space as
+    openai-whisper encodes its ``initial_prompt``), of which at most the last
+    ``max_target_positions // 2 - 1`` (223) are kept, as openai-whisper and transformers do;
+    empty without a context."""
+    text = " ".join((context or "").split())
+    if not text:
+        return ()
+    ids = tokenizer.encode(" " + text, add_special_tokens=False)
+    keep = max_target_positions // 2 - 1
+    if len(ids) > keep:
+        log.warning("context of %d tokens: Whisper keeps its last %d as the prompt", len(ids), keep)
+    return (tokenizer.convert_tokens_to_ids("<|startofprev|>"), *ids[-keep:])
+
+
 class WhisperASR(ASRModel):
     """Whisper through transformers. Language/task go through the generation config."""
 
@@ -344,14 +359,21 @@ class WhisperASR(ASRModel):
         return merged.eval()
 
     def decode_prompt(self, options: DecodeOptions) -> Prompt:
-        """The start-of-transcript prompt of ``options`` (language, task) for :meth:`decoder`."""
+        """The prompt of ``options`` for :meth:`decoder`: language, task, and ``options.context``
+        as Whisper's previous-text prompt (see :func:`previous_text_ids`)."""
         tok = self.processor.tokenizer
         names = ["<|startoftranscript|>"]
         if options.language:
             names.append(f"<|{options.language}|>")
         names.append(f"<|{options.task}|>")
         ids = tuple(tok.convert_tokens_to_ids(names))
-        return Prompt(options.language, options.task, ids, tok.convert_tokens_to_ids("<|notimestamps|>"))
+        return Prompt(
+            options.language,
+            options.task,
+            ids,
+            tok.convert_tokens_to_ids("<|notimestamps|>"),
+            previous_text_ids(tok, options.context, self._base().config.max_target_positions),
+        )
 
     def decoder(self) -> WhisperDecoder:
         """The backend :meth:`~asr.models.base.ASRModel.set_backend` chose: CTranslate2, else transformers."""
@@ -372,11 +394,12 @@ class WhisperASR(ASRModel):
         if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
             return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
         frames = audio_context_frames(durations, self.decode_context(options))
-        cap = self.max_new_tokens()
+        prompt = self.decode_prompt(options)
+        cap = self.max_new_tokens(prompt)
         caps = [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(waves)
         seqs = self.decoder().generate(
             self.decoder_features(waves, frames),
-            self.decode_prompt(options),
+            prompt,
             DecodeLimits.of(caps, options),
             timestamps=False,
         )
@@ -399,17 +422,21 @@ class WhisperASR(ASRModel):
         special = set(self.processor.tokenizer.all_special_ids)
         return [t for t in seq if t not in special]
 
-    def max_new_tokens(self) -> int:
-        # 448 positions minus the 4-token prompt (<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>)
-        return self._base().config.max_target_positions - 4
+    def max_new_tokens(self, prompt: Prompt | None = None) -> int:
+        """448 positions minus the prompt: <|startoftranscript|><|zh|><|transcribe|><|notimestamps|>
+        (4 tokens, always counted) and the previous text of a context."""
+        previous = len(prompt.previous) if prompt is not None else 0
+        return self._base().config.max_target_positions - 4 - previous
 
     def decoding_settings(self, options: DecodeOptions) -> dict[str, Any]:
         options = self.decode_options(options)
         settings = options.as_dict()
+        prompt = self.decode_prompt(options)
         settings.update(
             audio_context=self.decode_context(options),
             return_timestamps=bool(options.packing),
-            max_new_tokens_cap=self.max_new_tokens(),
+            max_new_tokens_cap=self.max_new_tokens(prompt),
+            context_prompt_tokens=len(prompt.previous),  # <|startofprev|> + the context's tokens
         )
         settings.update(self._ct2.settings() if self._ct2 is not None else {"backend": "torch"})
         return settings

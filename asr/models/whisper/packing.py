@@ -104,11 +104,12 @@ def transcribe_packed(
         return texts
     # the guard's caps come from the given durations, the placement from the waveforms
     capped = [Window(w.indices, w.starts, tuple(durations[i] for i in w.indices)) for w in multi]
-    caps = window_caps(capped, options, asr_model.max_new_tokens())
+    prompt = asr_model.decode_prompt(options)  # one context for all clips (inference groups by context)
+    caps = window_caps(capped, options, asr_model.max_new_tokens(prompt))
     packed = [pack(waves, w) for w in multi]
     seqs = asr_model.decoder().generate(
         asr_model.decoder_features(packed),
-        asr_model.decode_prompt(options),
+        prompt,
         DecodeLimits.of(caps, options),
         timestamps=True,
     )

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import (
     backend,
+    context_biasing,
     export_pipeline,
     footprint,
     inference,
@@ -69,6 +70,14 @@ def _packing() -> dict:
            "ins": 16, "dele": 237, "empty": 6, "differs": 0.992, "cer_vs_full": 0.9228}  # fmt: skip
     return {"model": "whisper-base", "n_clips": 120, "audio_seconds": 311.0, "threads": 2, "batch_size": 16,
             "rows": [row]}  # fmt: skip
+
+
+def _context_biasing() -> dict:
+    row = {"set": "demo", "subset": "all", "condition": "own names, per-utterance context", "clips": 120,
+           "cer": 0.8712, "changed": 9, "occurrences": 12, "exact": 3, "name_chars": 32, "name_errors": 20,
+           "false": 1}  # fmt: skip
+    return {"model": "whisper-base", "backend": "ct2", "threads": 2, "batch_size": 16,
+            "names": {"demo": ["长沙", "岳麓山"]}, "decoys": ["杭州"], "rows": [row]}  # fmt: skip
 
 
 CASES = {
@@ -167,6 +176,13 @@ CASES = {
             "2,250,000 reference characters",
             "| `cer()` (rapidfuzz edit operations, exact) | 1.5 s | 66,667 |",
             "32x as fast",
+        ],
+    ),
+    context_biasing: (
+        _context_biasing(),
+        [
+            "| demo all | 120 | own names, per-utterance context | 0.8712 | 12 | 3 (25%) | 0.6250 | 1 | 9 |",
+            "demo: 长沙，岳麓山",
         ],
     ),
     export_pipeline: (
