@@ -602,3 +602,60 @@ def test_push_killed_then_rerun(tiny_whisper, fake_hub, tmp_path) -> None:
     assert _files(out) == repo.files
     assert_nothing_partial(tmp_path)
     assert TOKEN not in _tail(log)
+
+
+# --- asr finetune -------------------------------------------------------------------------------
+
+
+def test_finetune_killed_then_resumed(tiny_whisper, few_clips, tmp_path) -> None:
+    """``asr finetune`` SIGKILLed from outside once its step-3 checkpoint is on disk (so mid-epoch,
+    mid-save or mid-step 4), then ``--resume``d: the same losses, adapter weights, best step and
+    test CER as an undisturbed run (the in-process test with a KeyboardInterrupt is
+    tests/e2e/test_finetune.py; this one kills a real process, so no handler runs)."""
+    from safetensors.torch import load_file
+
+    from asr.train.finetune_config import load_finetune_config
+    from asr.train.recipe import finetune
+
+    def overrides(out: Path) -> list[str]:
+        return [
+            f"model={tiny_whisper}", f"data={few_clips}", f"output_dir={out}", "num_workers=0", "bootstrap=0",
+            "zero_shot=false", "warmup_ratio=0", "logging_steps=1", "patience=null", "method=lora",
+            "lora.scope=decoder", "lora.r=4", "lora.dropout=0.1", "batch_size=2", "max_steps=6",
+            "eval_steps=3", "eval_limit=1", "learning_rate=5e-3",
+        ]  # fmt: skip
+
+    want, got = tmp_path / "undisturbed", tmp_path / "killed"
+    finetune(load_finetune_config(None, overrides(want)))
+    log = tmp_path / "log.txt"
+    code = _kill_when(
+        ["finetune", *overrides(got)], lambda: (got / "checkpoint-3" / "trainer_state.json").is_file(), log
+    )
+    assert code == -signal.SIGKILL, "the fine-tuning finished before the kill:\n" + _tail(log)
+    assert not (got / "summary.json").exists()
+    _rerun(["finetune", *overrides(got), "--resume"], log)
+
+    def losses(out: Path) -> dict[int, float]:
+        rows = [
+            json.loads(line) for line in (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+    assert sorted(losses(got)) == sorted(losses(want)) == [1, 2, 3, 4, 5, 6]
+    for step, loss in losses(want).items():
+        assert losses(got)[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
+    a = load_file(want / "checkpoint-6" / "adapter_model.safetensors")
+    b = load_file(got / "checkpoint-6" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and a
+    for key, value in a.items():
+        assert torch_close(b[key], value), key
+    summary_a, summary_b = (json.loads((o / "summary.json").read_text(encoding="utf-8")) for o in (want, got))
+    assert summary_b["best_step"] == summary_a["best_step"]
+    assert summary_b["test"]["fine_tuned"]["cer"] == summary_a["test"]["fine_tuned"]["cer"]
+    assert_nothing_partial(got)
+
+
+def torch_close(x, y) -> bool:
+    import torch
+
+    return bool(torch.allclose(x, y, rtol=1e-5, atol=1e-6))
