@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,12 +49,13 @@ from asr.models.whisper.cross_kv import (
 )
 from asr.models.whisper.decoding import DecodeLimits, Prompt, TorchWhisperDecoder, WhisperDecoder
 from asr.models.whisper.options import (
+    PACKING_BY_DEFAULT,
     WhisperDecodeOptions,
     WhisperTrainOptions,
     add_decode_arguments,
     decode_options,
 )
-from asr.models.whisper.packing import transcribe_packed, unpacked
+from asr.models.whisper.packing import PackingStats, transcribe_packed
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ class WhisperASR(ASRModel):
         self.path: Path | None = None
         self.base_path: Path | None = None  # where the base weights of a LoRA checkpoint are
         self._ct2: Any = None
+        self.packing_stats = PackingStats()
         # Decoding default (a checkpoint's own, see whisper_context) and training context
         self.audio_context = STOCK_CONTEXT
         self.train_context = "full"
@@ -352,8 +355,11 @@ class WhisperASR(ASRModel):
     ) -> list[str]:
         options = self.decode_options(options)
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
-        if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
-            return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
+        if len(waves) > 1 and self.packs(options):
+            alone = replace(options, packing=False, audio_context="full")
+            return transcribe_packed(
+                self, waves, alone, durations, gap_s=options.packing_gap_s, stats=self.packing_stats
+            )
         frames = audio_context_frames(durations, self.decode_context(options))
         cap = self.max_new_tokens()
         caps = [min(c, cap) for c in token_caps(durations, options)] if options.guard else [cap] * len(waves)
@@ -378,6 +384,20 @@ class WhisperASR(ASRModel):
             return "full"
         return parse_audio_context(options.audio_context or self.audio_context)
 
+    def packs(self, options: DecodeOptions) -> bool:
+        """Whether batches decode packed: ``--packing``/``--no-packing``, else wherever the
+        context is 30 s (see :data:`asr.models.whisper.options.PACKING_BY_DEFAULT`)."""
+        options = self.decode_options(options)
+        if options.packing is not None:
+            return options.packing
+        return PACKING_BY_DEFAULT and self.decode_context(options) == "full"
+
+    def decode_stats(self) -> dict[str, Any]:
+        return self.packing_stats.as_dict() if self.packing_stats.windows else {}
+
+    def reset_decode_stats(self) -> None:
+        self.packing_stats = PackingStats()
+
     def _text_tokens(self, seq: list[int]) -> list[int]:
         special = set(self.processor.tokenizer.all_special_ids)
         return [t for t in seq if t not in special]
@@ -391,7 +411,8 @@ class WhisperASR(ASRModel):
         settings = options.as_dict()
         settings.update(
             audio_context=self.decode_context(options),
-            return_timestamps=bool(options.packing),
+            packing=self.packs(options),
+            return_timestamps=self.packs(options),
             max_new_tokens_cap=self.max_new_tokens(),
         )
         settings.update(self._ct2.settings() if self._ct2 is not None else {"backend": "torch"})

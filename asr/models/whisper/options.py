@@ -18,18 +18,23 @@ from asr.errors import ASRError, ConfigError
 from asr.models.spec import DecodeOptions
 from asr.models.whisper.context import parse_audio_context
 
+# Packing where the decoding context is 30 s anyway, unless --no-packing (see BENCHMARKS.md,
+# "Packing short clips").
+PACKING_BY_DEFAULT = False
+
 
 @dataclass(frozen=True)
 class WhisperDecodeOptions(DecodeOptions):
     """The shared decoding settings plus Whisper's task, audio context and packing.
 
     ``audio_context``: full | auto | seconds; ``None``: the checkpoint's own (see
-    :mod:`asr.models.whisper.context`). ``packing`` (30 s context only, opt-in): several short
-    clips per 30 s window, ``packing_gap_s`` of silence apart (see :mod:`asr.models.whisper.packing`).
+    :mod:`asr.models.whisper.context`). ``packing``: several short clips per 30 s window,
+    ``packing_gap_s`` of silence apart (see :mod:`asr.models.whisper.packing`); True also
+    makes the context 30 s, ``None``: on where the context is 30 s anyway (:data:`PACKING_BY_DEFAULT`).
     """
 
     task: str = "transcribe"
-    packing: bool = False
+    packing: bool | None = None
     packing_gap_s: float = 1.0
     audio_context: str | None = None
 
@@ -76,9 +81,11 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--packing",
-        action="store_true",
-        help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
-        "see BENCHMARKS.md for its CER and attribution cost)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Whisper: decode several short clips per 30 s window (--packing also sets the context "
+        "to 30 s; a window whose timestamps do not fit its clips is decoded unpacked); default: on "
+        "where the context is 30 s (see BENCHMARKS.md, 'Packing short clips')",
     )
     group.add_argument(
         "--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)"
