@@ -181,7 +181,7 @@ def measure_set(
         rows += rows_for(utts, hyps, seconds, f"{backend}: ", stats.as_dict())
         for sub, ids in subsets.items():
             keep = [k for k, u in enumerate(utts) if u.id in ids]
-            if keep:
+            if keep and len(keep) < len(utts):
                 picked = {n: [h[k] for k in keep] for n, h in hyps.items()}
                 rows += rows_for([utts[k] for k in keep], picked, None, f"{backend}, {sub} split only: ")
     return {"name": name, "n_clips": len(utts), "audio_seconds": sum(durations), "rows": rows}
