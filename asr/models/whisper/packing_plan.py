@@ -168,7 +168,7 @@ def attribute(
     spans = window.spans
     n = len(spans)
     speech = [True] * n if speech is None else list(speech)
-    times = [(t - timestamp_begin) * TIME_PRECISION for t in tokens if t >= timestamp_begin]
+    times = [round((t - timestamp_begin) * TIME_PRECISION, 2) for t in tokens if t >= timestamp_begin]
     back = next(((a, b) for a, b in itertools.pairwise(times) if b < a), None)
     if back is not None:
         return Attribution.failed(n, f"timestamps go backwards ({back[0]:.2f} s then {back[1]:.2f} s)")
