@@ -9,7 +9,7 @@ other jobs slows all alike): unpacked at full context (the baseline) and packed
 (:func:`asr.models.whisper.packing.transcribe_packed`, whose windows that fail attribution are
 decoded unpacked; the fallback windows are counted). Attribution: how many clips' hypotheses
 differ from the unpacked ones, and the CER of each against the unpacked one (text moved, lost
-or added). A ``--subset`` (e.g. the test split of an ``all`` manifest) is scored again on its
+or added). A ``--subset`` (e.g. the test split beside an ``all`` manifest) is scored again on its
 clips alone, as decoded in the whole run. Saves ``runs/benchmarks/packing.json`` and rewrites
 the ``packing`` section of BENCHMARKS.md.
 """
@@ -145,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=MANIFEST",
-        help="also score the clips of MANIFEST found in a run (e.g. test=.../test.jsonl)",
+        help="also score the clips of MANIFEST in a set from the same folder (e.g. test=.../test.jsonl)",
     )
     parser.add_argument("--model", type=Path, default=REPO / "models/whisper-base")
     parser.add_argument("--limit", type=int, default=None)
@@ -191,13 +191,16 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args)
     torch.set_num_threads(args.threads)
     chosen = args.sets or [("demo all", REPO / "runs/demo/data/manifests/all.jsonl", None)]
-    subsets = {}
+    subsets: dict[Path, dict[str, set[str]]] = {}  # by the folder of the prepared corpus's manifests
     for spec in args.subset:
         sub, _, path = spec.partition("=")
-        subsets[sub] = {u.id for u in read_manifest(Path(path))}
+        subsets.setdefault(Path(path).resolve().parent, {})[sub] = {u.id for u in read_manifest(Path(path))}
     print(f"model {args.model}, {args.threads} threads")
     model = load_model(str(args.model), device="cpu")
-    sets = [measure_set(model, m, n, b or args.backends, subsets, args) for n, m, b in chosen]
+    sets = [
+        measure_set(model, m, n, b or args.backends, subsets.get(m.resolve().parent, {}), args)
+        for n, m, b in chosen
+    ]
     result = {"model": args.model.name, "threads": args.threads, "batch_size": args.batch_size, "sets": sets}
     publish(args, "packing", TITLE, result, render)
     return 0

@@ -49,7 +49,7 @@ from asr.models.whisper.cross_kv import (
 )
 from asr.models.whisper.decoding import DecodeLimits, Prompt, TorchWhisperDecoder, WhisperDecoder
 from asr.models.whisper.options import (
-    PACKING_BY_DEFAULT,
+    PACKING_BY_DEFAULT_BACKENDS,
     WhisperDecodeOptions,
     WhisperTrainOptions,
     add_decode_arguments,
@@ -385,12 +385,13 @@ class WhisperASR(ASRModel):
         return parse_audio_context(options.audio_context or self.audio_context)
 
     def packs(self, options: DecodeOptions) -> bool:
-        """Whether batches decode packed: ``--packing``/``--no-packing``, else wherever the
-        context is 30 s (see :data:`asr.models.whisper.options.PACKING_BY_DEFAULT`)."""
+        """Whether batches decode packed: ``--packing``/``--no-packing``, else wherever the context
+        is 30 s on a backend of :data:`asr.models.whisper.options.PACKING_BY_DEFAULT_BACKENDS`."""
         options = self.decode_options(options)
         if options.packing is not None:
             return options.packing
-        return PACKING_BY_DEFAULT and self.decode_context(options) == "full"
+        backend = "torch" if self._ct2 is None else "ct2"
+        return backend in PACKING_BY_DEFAULT_BACKENDS and self.decode_context(options) == "full"
 
     def decode_stats(self) -> dict[str, Any]:
         return self.packing_stats.as_dict() if self.packing_stats.windows else {}

@@ -6,8 +6,8 @@ decodes each window once with timestamps through the same decoder, prompt and ha
 guard as :meth:`WhisperASR.transcribe` (:mod:`asr.models.whisper.decoding`; the token cap summed
 over the window's clips), and gives each timestamped segment to the clip whose known span it
 falls in. A window whose timestamps do not fit the spans (a segment across a gap, a clip with
-speech left without text, ...) is decoded unpacked instead, as is a window holding a single
-clip. Measured in BENCHMARKS.md ("Packing short clips").
+speech left without text, ...), or that drifted into romanized text in a CJK-script language,
+is decoded unpacked instead, as is a window holding a single clip. Measured in BENCHMARKS.md ("Packing short clips").
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from asr.models.whisper.packing_plan import (
     attribute,
     pack,
     plan_windows,
+    romanized,
 )
 
 if TYPE_CHECKING:
@@ -94,7 +95,11 @@ def _attribute_window(
             tokens = cut_repetition(tokens, options.repeat_limit, options.repeat_max_period)
         return tok.decode(tokens, skip_special_tokens=True)
 
-    return attribute(seq, ids.timestamp_begin, set(ids.special), decode, window, speech)
+    result = attribute(seq, ids.timestamp_begin, set(ids.special), decode, window, speech)
+    off = romanized(result.texts, options.language) if result.failure is None else []
+    if off:
+        return Attribution.failed(len(result.texts), f"clip(s) {', '.join(map(str, off))} romanized")
+    return result
 
 
 @torch.inference_mode()

@@ -4,12 +4,14 @@ Pure planning and bookkeeping, no model: :func:`plan_windows` places clips greed
 order given, or longest first) with a silence gap between them; :func:`pack` builds a
 window's waveform; :func:`segments_from_tokens` reads Whisper's ``<|t|> text <|t|>`` output;
 :func:`attribute` gives each segment to the clip whose known span it falls in, and reports
-a failure (the window is then decoded unpacked) where the timestamps do not fit the spans.
+a failure (the window is then decoded unpacked) where the timestamps do not fit the spans;
+:func:`romanized` finds clips a window gave romanized text in a CJK-script language.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +23,11 @@ MARGIN_S = 1.0  # room left at the end of a window (timestamps near 30 s are unr
 TIME_PRECISION = 0.02  # seconds per Whisper timestamp token
 STRADDLE_S = 0.3  # a segment reaching this far into a clip's span (timestamp jitter is less) holds its text
 END_SLACK_S = 1.0  # timestamps may run this far past the last clip's end
+# Languages written in CJK script: a packed window that drifts into romanized output (Whisper does,
+# on windows of many short clips) gives a clip Latin letters and no CJK character.
+CJK_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -195,3 +202,14 @@ def attribute(
     if sum(map(bool, texts)) != sum(speech):
         return Attribution.failed(n, f"{sum(map(bool, texts))} clips got text, {sum(speech)} have speech")
     return Attribution(texts)
+
+
+def romanized(texts: Sequence[str], language: str | None) -> list[int]:
+    """Clips whose text has Latin letters and no CJK character, in a CJK-script ``language``.
+
+    >>> romanized(["老板", "Rau-pan, tien", "OK 好"], "zh")
+    [1]
+    """
+    if language not in CJK_LANGUAGES:
+        return []
+    return [k for k, t in enumerate(texts) if _LATIN.search(t) and not _CJK.search(t)]

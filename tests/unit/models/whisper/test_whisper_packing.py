@@ -205,3 +205,24 @@ def test_packed_ct2_decoding_explains_missing_cuda_libraries(tiny_whisper, monke
         transcribe_packed(tiny_whisper, waves, WhisperDecodeOptions())  # one window of both clips
     with pytest.raises(ConfigError, match="CUDA 12"):
         tiny_whisper.transcribe(waves, DecodeOptions())
+
+
+def test_packing_is_the_default_at_30_s_context_on_ct2_only(tiny_whisper, monkeypatch) -> None:
+    """BENCHMARKS.md: ct2 packed no worse and faster; torch packed slower and worse, so opt-in there."""
+    from asr.models.whisper.options import WhisperDecodeOptions
+
+    full, auto = WhisperDecodeOptions(audio_context="full"), WhisperDecodeOptions(audio_context="auto")
+    assert not tiny_whisper.packs(full)  # torch
+    assert tiny_whisper.packs(WhisperDecodeOptions(packing=True))
+    monkeypatch.setattr(tiny_whisper, "_ct2", object())  # as set_backend("ct2") leaves it
+    assert tiny_whisper.packs(full) and not tiny_whisper.packs(auto)
+    assert not tiny_whisper.packs(WhisperDecodeOptions(audio_context="full", packing=False))
+    assert not tiny_whisper.packs(WhisperDecodeOptions())  # a stock checkpoint decodes at auto
+
+
+def test_romanized_clips_are_found_in_cjk_languages_only() -> None:
+    from asr.models.whisper.packing_plan import romanized
+
+    texts = ["老板,别人要不要", "Gong-kyo-choo-dong-pan-tien", "Motor Samo 變變更", "", "123"]
+    assert romanized(texts, "zh") == [1]
+    assert romanized(texts, "en") == [] and romanized(texts, None) == []
