@@ -125,6 +125,7 @@ def transcribe_manifest(
         raise ASRError(f"{path} exists: pass --resume to continue it, or choose another --out")
     done = read_done(path)
     todo = [u for u in utts if u.id not in done]
+    model.reset_decode_stats()
     if done:
         log.info("resuming: %d of %d utterances already decoded", len(utts) - len(todo), len(utts))
     batches = length_sorted_batches(todo, settings.batch_size)
@@ -212,6 +213,7 @@ def score_rows(
         dtype=str(model.dtype).replace("torch.", ""),
         batch_size=settings.batch_size,
         decoding=model.decoding_settings(settings.decode),
+        decode_stats=model.decode_stats() or None,
         provenance=provenance(),
         **context,
     )

@@ -168,6 +168,7 @@ class EvalRecord(Record):
     dtype: str | None = None
     batch_size: int | None = None
     decoding: dict[str, Any] | None = None
+    decode_stats: dict[str, Any] | None = None  # counts from this process's decode (a resumed run: its part)
     split: str | None = None
     step: int | None = None
     checkpoint: str | None = None

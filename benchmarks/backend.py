@@ -86,7 +86,7 @@ def render(result: dict) -> str:
             "",
             f"**{entry['name']}**: {entry['n_clips']} clips ({entry['audio_seconds']:.0f} s), `{entry['manifest']}`",
             "",
-            *table(entry["rows"], "torch fp32"),
+            *table(entry["rows"], "torch fp32", fallback_column=False),
         ]
     return "\n".join(lines)
 

@@ -173,6 +173,13 @@ class ASRModel(ABC):
         """What was actually used to decode, for metrics.json."""
         return options.as_dict()
 
+    def decode_stats(self) -> dict[str, Any]:
+        """Counts from decoding since :meth:`reset_decode_stats` (e.g. Whisper's packing fallbacks), for metrics.json."""
+        return {}
+
+    def reset_decode_stats(self) -> None:
+        """Start :meth:`decode_stats` over (a new run's decode)."""
+
     def set_backend(self, backend: str, **options: Any) -> None:
         """Choose the decoding engine: ``auto`` (see :meth:`auto_backend`), ``torch``, or one of
         the family's own (``options`` are that engine's, e.g. ``compute_type``)."""

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,12 +49,13 @@ from asr.models.whisper.cross_kv import (
 )
 from asr.models.whisper.decoding import DecodeLimits, Prompt, TorchWhisperDecoder, WhisperDecoder
 from asr.models.whisper.options import (
+    PACKING_BY_DEFAULT_BACKENDS,
     WhisperDecodeOptions,
     WhisperTrainOptions,
     add_decode_arguments,
     decode_options,
 )
-from asr.models.whisper.packing import transcribe_packed, unpacked
+from asr.models.whisper.packing import PackingStats, transcribe_packed
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,7 @@ class WhisperASR(ASRModel):
         self.path: Path | None = None
         self.base_path: Path | None = None  # where the base weights of a LoRA checkpoint are
         self._ct2: Any = None
+        self.packing_stats = PackingStats()
         # Decoding default (a checkpoint's own, see whisper_context) and training context
         self.audio_context = STOCK_CONTEXT
         self.train_context = "full"
@@ -391,8 +394,11 @@ class WhisperASR(ASRModel):
     ) -> list[str]:
         options = self.decode_options(options)
         durations = durations or [len(w) / SAMPLE_RATE for w in waves]
-        if options.packing and self.decode_context(options) == "full" and len(waves) > 1:
-            return transcribe_packed(self, waves, unpacked(options), durations, gap_s=options.packing_gap_s)
+        if len(waves) > 1 and self.packs(options):
+            alone = replace(options, packing=False, audio_context="full")
+            return transcribe_packed(
+                self, waves, alone, durations, gap_s=options.packing_gap_s, stats=self.packing_stats
+            )
         frames = audio_context_frames(durations, self.decode_context(options))
         prompt = self.decode_prompt(options)
         cap = self.max_new_tokens(prompt)
@@ -418,6 +424,21 @@ class WhisperASR(ASRModel):
             return "full"
         return parse_audio_context(options.audio_context or self.audio_context)
 
+    def packs(self, options: DecodeOptions) -> bool:
+        """Whether batches decode packed: ``--packing``/``--no-packing``, else wherever the context
+        is 30 s on a backend of :data:`asr.models.whisper.options.PACKING_BY_DEFAULT_BACKENDS`."""
+        options = self.decode_options(options)
+        if options.packing is not None:
+            return options.packing
+        backend = "torch" if self._ct2 is None else "ct2"
+        return backend in PACKING_BY_DEFAULT_BACKENDS and self.decode_context(options) == "full"
+
+    def decode_stats(self) -> dict[str, Any]:
+        return self.packing_stats.as_dict() if self.packing_stats.windows else {}
+
+    def reset_decode_stats(self) -> None:
+        self.packing_stats = PackingStats()
+
     def _text_tokens(self, seq: list[int]) -> list[int]:
         special = set(self.processor.tokenizer.all_special_ids)
         return [t for t in seq if t not in special]
@@ -434,7 +455,8 @@ class WhisperASR(ASRModel):
         prompt = self.decode_prompt(options)
         settings.update(
             audio_context=self.decode_context(options),
-            return_timestamps=bool(options.packing),
+            packing=self.packs(options),
+            return_timestamps=self.packs(options),
             max_new_tokens_cap=self.max_new_tokens(prompt),
             context_prompt_tokens=len(prompt.previous),  # <|startofprev|> + the context's tokens
         )

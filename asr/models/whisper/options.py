@@ -18,18 +18,26 @@ from asr.errors import ASRError, ConfigError
 from asr.models.spec import DecodeOptions
 from asr.models.whisper.context import parse_audio_context
 
+# The backends that pack by default where the decoding context is 30 s anyway (--no-packing
+# turns it off): BENCHMARKS.md ("Packing short clips") measured CTranslate2 packed faster and no
+# worse in CER or SER than unpacked on the demo and a held-out set; transformers packed was
+# slower and worse in CER, so it packs only with --packing.
+PACKING_BY_DEFAULT_BACKENDS = frozenset({"ct2"})
+
 
 @dataclass(frozen=True)
 class WhisperDecodeOptions(DecodeOptions):
     """The shared decoding settings plus Whisper's task, audio context and packing.
 
     ``audio_context``: full | auto | seconds; ``None``: the checkpoint's own (see
-    :mod:`asr.models.whisper.context`). ``packing`` (30 s context only, opt-in): several short
-    clips per 30 s window, ``packing_gap_s`` of silence apart (see :mod:`asr.models.whisper.packing`).
+    :mod:`asr.models.whisper.context`). ``packing``: several short clips per 30 s window,
+    ``packing_gap_s`` of silence apart (see :mod:`asr.models.whisper.packing`); True also
+    makes the context 30 s, ``None``: on where the context is 30 s anyway and the backend is one of
+    :data:`PACKING_BY_DEFAULT_BACKENDS`.
     """
 
     task: str = "transcribe"
-    packing: bool = False
+    packing: bool | None = None
     packing_gap_s: float = 1.0
     audio_context: str | None = None
 
@@ -76,9 +84,11 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--packing",
-        action="store_true",
-        help="Whisper at 30 s context: decode several short clips per 30 s window (faster with ct2; "
-        "see BENCHMARKS.md for its CER and attribution cost)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Whisper: decode several short clips per 30 s window (--packing also sets the context "
+        "to 30 s; a window whose timestamps do not fit its clips is decoded unpacked); default: on "
+        "where the context is 30 s and the backend is ct2 (see BENCHMARKS.md, 'Packing short clips')",
     )
     group.add_argument(
         "--packing-gap", type=non_negative_float, default=1.0, help="silence between packed clips (s)"

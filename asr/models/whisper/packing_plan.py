@@ -3,8 +3,9 @@
 Pure planning and bookkeeping, no model: :func:`plan_windows` places clips greedily (in the
 order given, or longest first) with a silence gap between them; :func:`pack` builds a
 window's waveform; :func:`segments_from_tokens` reads Whisper's ``<|t|> text <|t|>`` output;
-:func:`split_segments` gives each segment to the clip whose span it overlaps most, cutting
-a segment that straddles a boundary in proportion to its time on each side.
+:func:`attribute` gives each segment to the clip whose known span it falls in, and reports
+a failure (the window is then decoded unpacked) where the timestamps do not fit the spans;
+:func:`romanized` finds clips a window gave romanized text in a CJK-script language.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ SAMPLE_RATE = 16000
 WINDOW_S = 30.0
 MARGIN_S = 1.0  # room left at the end of a window (timestamps near 30 s are unreliable)
 TIME_PRECISION = 0.02  # seconds per Whisper timestamp token
-TOLERANCE_S = 0.2  # overlaps shorter than this do not count when a segment has a larger one
-SNAP_CHARS = 2  # a proportional cut moves up to this far to a space or punctuation mark
-_BREAK = re.compile(r"[\s,.!?;:，。！？；：、]")
+STRADDLE_S = 0.3  # a segment reaching this far into a clip's span (timestamp jitter is less) holds its text
+END_SLACK_S = 1.0  # timestamps may run this far past the last clip's end
+# Languages written in CJK script: a packed window that drifts into romanized output (Whisper does,
+# on windows of many short clips) gives a clip Latin letters and no CJK character.
+CJK_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,18 @@ class Window:
     @property
     def end(self) -> float:
         return self.starts[-1] + self.durations[-1]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A window's texts, one per clip, or why its timestamps cannot be trusted (``failure``)."""
+
+    texts: tuple[str, ...]
+    failure: str | None = None
+
+    @classmethod
+    def failed(cls, n: int, why: str) -> Attribution:
+        return cls(("",) * n, why)
 
 
 @dataclass(frozen=True)
@@ -125,59 +142,74 @@ def segments_from_tokens(
     return segments
 
 
-def _owned_spans(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Each clip's span widened to the middle of the gaps around it (the first and last open-ended)."""
-    cuts = [(a[1] + b[0]) / 2 for a, b in itertools.pairwise(spans)]
-    lows = [-np.inf, *cuts]
-    highs = [*cuts, np.inf]
-    return list(zip(lows, highs, strict=True))
-
-
-def _overlaps(seg: Segment, owned: Sequence[tuple[float, float]]) -> list[float]:
-    """Seconds of ``seg`` in each owned span; a zero-length segment counts 1 where its point lies."""
+def _reach(seg: Segment, span: tuple[float, float]) -> float:
+    """Seconds of ``seg`` inside ``span`` (a zero-length segment: 1 s where its point lies inside)."""
+    lo, hi = span
     if seg.end <= seg.start:
-        return [1.0 if lo <= seg.start < hi else 0.0 for lo, hi in owned]
-    raw = [max(0.0, min(seg.end, hi) - max(seg.start, lo)) for lo, hi in owned]
-    if max(raw) >= TOLERANCE_S:
-        raw = [r if r >= TOLERANCE_S else 0.0 for r in raw]
-    return raw
+        return 1.0 if lo <= seg.start <= hi else 0.0
+    return max(0.0, min(seg.end, hi) - max(seg.start, lo))
 
 
-def _cut(text: str, at: int) -> int:
-    """``at``, moved to the nearest space or punctuation within :data:`SNAP_CHARS`."""
-    for delta in sorted(range(-SNAP_CHARS, SNAP_CHARS + 1), key=abs):
-        j = at + delta
-        if 0 < j < len(text) and _BREAK.match(text[j - 1]):
-            return j
-    return at
+def _nearest(seg: Segment, spans: Sequence[tuple[float, float]]) -> int:
+    """The clip whose span lies closest to the segment's middle (for a segment in a gap)."""
+    mid = (seg.start + seg.end) / 2
+    return min(range(len(spans)), key=lambda k: max(spans[k][0] - mid, mid - spans[k][1], 0.0))
 
 
-def proportional_split(text: str, weights: Sequence[float]) -> list[str]:
-    """Cut ``text`` into ``len(weights)`` consecutive parts with lengths proportional to the weights.
+def attribute(
+    tokens: Sequence[int],
+    timestamp_begin: int,
+    special: set[int],
+    decode: Callable[[list[int]], str],
+    window: Window,
+    speech: Sequence[bool] | None = None,
+) -> Attribution:
+    """One text per clip of ``window`` from its timestamped hypothesis, checked against the known spans.
 
-    >>> proportional_split("一二三四五六", [2.0, 1.0])
-    ['一二三四', '五六']
+    A segment goes to the one clip whose span it reaches into (by at least :data:`STRADDLE_S`,
+    or half a shorter clip); one in a gap goes to the nearest clip. The window fails (and is
+    to be decoded unpacked) when timestamps go backwards or run past the last clip by more
+    than :data:`END_SLACK_S`, when a segment reaches into two clips (their texts are merged),
+    when a clip with ``speech`` (default: every clip) gets no text, or when a silent one gets some.
     """
-    total = sum(weights)
-    parts, prev, acc = [], 0, 0.0
-    for w in weights[:-1]:
-        acc += w
-        at = min(len(text), max(prev, _cut(text, round(len(text) * acc / total))))
-        parts.append(text[prev:at])
-        prev = at
-    parts.append(text[prev:])
-    return parts
-
-
-def split_segments(segments: Sequence[Segment], spans: Sequence[tuple[float, float]]) -> list[str]:
-    """One text per clip: each segment goes to the clip it overlaps most; one that straddles
-    a gap is cut in proportion to its time on each side. Time in a gap counts for the
-    nearer clip."""
-    owned = _owned_spans(spans)
+    spans = window.spans
+    n = len(spans)
+    speech = [True] * n if speech is None else list(speech)
+    times = [round((t - timestamp_begin) * TIME_PRECISION, 2) for t in tokens if t >= timestamp_begin]
+    back = next(((a, b) for a, b in itertools.pairwise(times) if b < a), None)
+    if back is not None:
+        return Attribution.failed(n, f"timestamps go backwards ({back[0]:.2f} s then {back[1]:.2f} s)")
+    if times and times[-1] > window.end + END_SLACK_S:
+        return Attribution.failed(
+            n, f"timestamp {times[-1]:.2f} s past the last clip's end ({window.end:.2f} s)"
+        )
     pieces: list[list[str]] = [[] for _ in spans]
-    for seg in segments:
-        share = _overlaps(seg, owned)
-        clips = [k for k, s in enumerate(share) if s > 0]
-        for k, part in zip(clips, proportional_split(seg.text, [share[k] for k in clips]), strict=True):
-            pieces[k].append(part)
-    return ["".join(p).strip() for p in pieces]
+    for seg in segments_from_tokens(tokens, timestamp_begin, special, decode, window.end):
+        if not seg.text.strip():
+            continue
+        hits = [
+            k for k, span in enumerate(spans) if _reach(seg, span) >= min(STRADDLE_S, (span[1] - span[0]) / 2)
+        ]
+        if len(hits) > 1:
+            return Attribution.failed(
+                n, f"segment {seg.start:.2f}-{seg.end:.2f} s straddles clips {', '.join(map(str, hits))}"
+            )
+        pieces[hits[0] if hits else _nearest(seg, spans)].append(seg.text)
+    texts = tuple("".join(p).strip() for p in pieces)
+    empty = [k for k in range(n) if speech[k] and not texts[k]]
+    if empty:
+        return Attribution.failed(n, f"clip(s) {', '.join(map(str, empty))} with speech got no text")
+    if sum(map(bool, texts)) != sum(speech):
+        return Attribution.failed(n, f"{sum(map(bool, texts))} clips got text, {sum(speech)} have speech")
+    return Attribution(texts)
+
+
+def romanized(texts: Sequence[str], language: str | None) -> list[int]:
+    """Clips whose text has Latin letters and no CJK character, in a CJK-script ``language``.
+
+    >>> romanized(["老板", "Rau-pan, tien", "OK 好"], "zh")
+    [1]
+    """
+    if language not in CJK_LANGUAGES:
+        return []
+    return [k for k, t in enumerate(texts) if _LATIN.search(t) and not _CJK.search(t)]

@@ -160,6 +160,12 @@ class FakeModel:
     def decoding_settings(self, options) -> dict[str, Any]:
         return {"beam_size": options.beam_size}
 
+    def decode_stats(self) -> dict[str, Any]:  # the ASRModel interface: nothing counted
+        return {}
+
+    def reset_decode_stats(self) -> None:
+        pass
+
 
 def _clips(folder: Path, n: int = 11) -> list[Utterance]:
     folder.mkdir(parents=True, exist_ok=True)

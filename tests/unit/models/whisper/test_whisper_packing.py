@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from asr.models.whisper.packing_plan import (
+    Attribution,
     Segment,
     Window,
+    attribute,
     pack,
     plan_windows,
-    proportional_split,
     segments_from_tokens,
-    split_segments,
 )
 
 TS = 1000  # timestamp_begin in the synthetic token streams
@@ -66,30 +66,73 @@ def test_segments_from_tokens_pairs_timestamps_and_closes_the_tail() -> None:
     assert segs == [Segment(0.0, 1.0, "ab"), Segment(1.5, 2.0, "c"), Segment(2.0, 5.0, "d")]
 
 
-def test_split_assigns_by_overlap_and_cuts_a_straddling_segment() -> None:
-    spans = [(0.0, 3.0), (4.0, 7.0), (8.0, 10.0)]
-    segments = [
-        Segment(0.0, 2.9, "今天恰饭"),
-        Segment(3.1, 3.6, "啰"),  # in the gap: 0.4 s nearer the first clip, 0.1 s (jitter) past the midpoint
-        Segment(4.1, 5.0, "点外卖"),
-        # straddles the second boundary (gap midpoint 7.5): 2.5 s before, 1.5 s after
-        Segment(5.0, 9.0, "一二三四五六七八"),
-        Segment(9.0, 9.9, "嘞"),
-    ]
-    assert split_segments(segments, spans) == ["今天恰饭啰", "点外卖一二三四五", "六七八嘞"]
+def _decode(tokens: list[int]) -> str:
+    return "".join(chr(ord("a") + t) for t in tokens)
 
 
-def test_split_ignores_timestamp_jitter_and_gives_empty_clips_nothing() -> None:
-    spans = [(0.0, 3.0), (4.0, 7.0), (8.0, 10.0)]
-    # ends 0.1 s past the first gap's midpoint (3.5): jitter, not a second clip's text
-    segments = [Segment(0.0, 3.6, "一二三四五"), Segment(8.0, 10.0, "六七")]
-    assert split_segments(segments, spans) == ["一二三四五", "", "六七"]
+def _ts(seconds: float) -> int:
+    return TS + round(seconds / 0.02)
 
 
-def test_proportional_split_snaps_to_spaces() -> None:
-    # half of 17 chars is 8.5; the cut moves to the nearest space, after "hello"
-    assert proportional_split("hello world again", [1.0, 1.0]) == ["hello ", "world again"]
-    assert proportional_split("一二三四五六", [1.0, 1.0, 1.0]) == ["一二", "三四", "五六"]
+WINDOW = plan_windows([3.0, 3.0, 2.0], gap_s=1.0)[0]  # spans 0-3, 4-7, 8-10 s
+
+
+def _attribute(tokens: list[int], speech: list[bool] | None = None):
+    return attribute(tokens, TS, SPECIAL, _decode, WINDOW, speech)
+
+
+def test_attribution_gives_each_segment_to_its_clip_despite_jitter() -> None:
+    tokens = [
+        _ts(0.0), 0, 1, _ts(3.2),  # ends 0.2 s into the gap
+        _ts(3.4), 2, _ts(3.6),  # wholly in the gap, nearer the first clip
+        _ts(3.8), 3, 4, _ts(7.2),  # starts 0.2 s early: jitter, not a straddle
+        _ts(8.0), 5, _ts(9.9), 900,  # then an end-of-text special
+    ]  # fmt: skip
+    result = _attribute(tokens)
+    assert result == Attribution(("abc", "de", "f"))
+
+
+def test_attribution_fails_on_a_segment_straddling_a_gap() -> None:
+    tokens = [_ts(0.0), 0, 1, _ts(5.0), _ts(8.0), 2, _ts(10.0)]  # 1 s into the second clip
+    result = _attribute(tokens)
+    assert result.texts == ("", "", "") and result.failure == "segment 0.00-5.00 s straddles clips 0, 1"
+
+
+def test_attribution_fails_on_an_unclosed_segment_running_over_clips() -> None:
+    # text after the last timestamp runs to the window's end (10 s): over the second and third clips
+    assert (
+        _attribute([_ts(0.0), 0, _ts(3.0), _ts(4.0), 1, 2]).failure
+        == "segment 4.00-10.00 s straddles clips 1, 2"
+    )
+    # starting in the last clip it is that clip's
+    assert _attribute([_ts(0.0), 0, _ts(3.0), _ts(4.0), 1, _ts(7.0), _ts(8.0), 2]) == Attribution(
+        ("a", "b", "c")
+    )
+
+
+def test_attribution_fails_when_a_clip_with_speech_gets_no_text() -> None:
+    tokens = [_ts(0.0), 0, _ts(3.0), _ts(8.0), 1, _ts(10.0)]  # nothing for 4-7 s
+    assert _attribute(tokens).failure == "clip(s) 1 with speech got no text"
+    assert _attribute(tokens, speech=[True, False, True]) == Attribution(
+        ("a", "", "b")
+    )  # a silent clip may stay empty
+
+
+def test_attribution_fails_when_a_silent_clip_gets_text() -> None:
+    tokens = [_ts(0.0), 0, _ts(3.0), _ts(4.0), 1, _ts(7.0), _ts(8.0), 2, _ts(10.0)]
+    assert _attribute(tokens, speech=[True, False, True]).failure == "3 clips got text, 2 have speech"
+
+
+def test_attribution_fails_on_timestamps_going_backwards() -> None:
+    tokens = [_ts(0.0), 0, _ts(3.0), _ts(4.0), 1, _ts(7.0), _ts(6.0), 2, _ts(10.0)]
+    assert _attribute(tokens).failure == "timestamps go backwards (7.00 s then 6.00 s)"
+
+
+def test_attribution_fails_on_a_timestamp_past_the_window() -> None:
+    tokens = [_ts(0.0), 0, _ts(3.0), _ts(4.0), 1, _ts(7.0), _ts(8.0), 2, _ts(11.5)]
+    assert _attribute(tokens).failure == "timestamp 11.50 s past the last clip's end (10.00 s)"
+    tokens[-1] = _ts(11.0)  # up to END_SLACK_S past the end is jitter
+    assert _attribute(tokens) == Attribution(("a", "b", "c"))
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +151,25 @@ def test_transcribe_packed_returns_one_text_per_clip_in_order(tiny_whisper, monk
     sr = 16000
     rng = np.random.default_rng(0)
     durations = [1.0, 1.5, 29.5, 1.0, 1.0]
-    opts = WhisperDecodeOptions(max_tokens_per_second=1.0, min_new_tokens=3)  # a random model talks to its cap
+    opts = WhisperDecodeOptions(
+        max_tokens_per_second=1.0, min_new_tokens=3
+    )  # a random model talks to its cap
     waves = [rng.standard_normal(int(d * sr)).astype(np.float32) * 0.1 for d in durations]
     seen: list[tuple[int, ...]] = []
-    real_split = whisper_packing._split_window
+    real_attribute = whisper_packing._attribute_window
 
-    def spy(asr_model, seq, window: Window, ids, options) -> list[str]:
+    def spy(asr_model, seq, window: Window, ids, options, speech) -> Attribution:
         seen.append(window.indices)
-        assert seq and all(isinstance(t, int) for t in seq)
-        return [f"clip{i}" for i in window.indices]
+        assert seq and all(isinstance(t, int) for t in seq) and speech == [True] * len(window.indices)
+        return Attribution(tuple(f"clip{i}" for i in window.indices))
 
-    monkeypatch.setattr(whisper_packing, "_split_window", spy)
+    monkeypatch.setattr(whisper_packing, "_attribute_window", spy)
     texts = whisper_packing.transcribe_packed(tiny_whisper, waves, opts, durations)
     assert seen == [(0, 1), (3, 4)]
     assert texts[0:2] == ["clip0", "clip1"] and texts[3:] == ["clip3", "clip4"]
     assert texts[2] == tiny_whisper.transcribe([waves[2]], opts, [29.5])[0]
 
-    monkeypatch.setattr(whisper_packing, "_split_window", real_split)
+    monkeypatch.setattr(whisper_packing, "_attribute_window", real_attribute)
     texts = whisper_packing.transcribe_packed(tiny_whisper, waves, opts, durations)
     assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
 
@@ -160,3 +205,24 @@ def test_packed_ct2_decoding_explains_missing_cuda_libraries(tiny_whisper, monke
         transcribe_packed(tiny_whisper, waves, WhisperDecodeOptions())  # one window of both clips
     with pytest.raises(ConfigError, match="CUDA 12"):
         tiny_whisper.transcribe(waves, DecodeOptions())
+
+
+def test_packing_is_the_default_at_30_s_context_on_ct2_only(tiny_whisper, monkeypatch) -> None:
+    """BENCHMARKS.md: ct2 packed no worse and faster; torch packed slower and worse, so opt-in there."""
+    from asr.models.whisper.options import WhisperDecodeOptions
+
+    full, auto = WhisperDecodeOptions(audio_context="full"), WhisperDecodeOptions(audio_context="auto")
+    assert not tiny_whisper.packs(full)  # torch
+    assert tiny_whisper.packs(WhisperDecodeOptions(packing=True))
+    monkeypatch.setattr(tiny_whisper, "_ct2", object())  # as set_backend("ct2") leaves it
+    assert tiny_whisper.packs(full) and not tiny_whisper.packs(auto)
+    assert not tiny_whisper.packs(WhisperDecodeOptions(audio_context="full", packing=False))
+    assert not tiny_whisper.packs(WhisperDecodeOptions())  # a stock checkpoint decodes at auto
+
+
+def test_romanized_clips_are_found_in_cjk_languages_only() -> None:
+    from asr.models.whisper.packing_plan import romanized
+
+    texts = ["老板,别人要不要", "Gong-kyo-choo-dong-pan-tien", "Motor Samo 變變更", "", "123"]
+    assert romanized(texts, "zh") == [1]
+    assert romanized(texts, "en") == [] and romanized(texts, None) == []
