@@ -37,11 +37,27 @@ def test_packed_context_groups_and_run_record(
         tiny_whisper,
         tmp_path / "mixed.jsonl",
         tmp_path / "run",
-        *("--batch-size", "4", "--packing", "--audio-context", "full", "--context", "坡子街"),
+        *(
+            "--batch-size",
+            "4",
+            "--packing",
+            "--audio-context",
+            "full",
+            "--context",
+            "坡子街",
+            "--backend",
+            "torch",
+        ),
     )
     assert len(rows) == 4
-    # the two 岳麓山 clips share one 30 s window; the others, alone in their context, decode unpacked
-    assert sorted(seen) == [("坡子街", 1, False), ("岳麓山", 1, True), ("橘子洲", 1, False)]
+    # the two 岳麓山 clips share one 30 s window (whose attribution fails on the random model, so
+    # both are decoded again unpacked, still with their own context); the others decode unpacked
+    assert sorted(seen) == [
+        ("坡子街", 1, False),
+        ("岳麓山", 1, True),
+        ("岳麓山", 2, False),
+        ("橘子洲", 1, False),
+    ]
     decoding = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["decoding"]
     assert decoding["context"] == "坡子街" and decoding["packing"] is True
     assert decoding["context_prompt_tokens"] == 1 + len(tok.encode(" 坡子街", add_special_tokens=False))

@@ -73,7 +73,7 @@ def test_guard_counts_new_tokens_only(tiny, noise, backend) -> None:
     """A 224-token prompt does not eat the guard's cap: the random model talks to its 6 new tokens."""
     if backend == "ct2":
         pytest.importorskip("ctranslate2")
-    tiny.set_backend(backend, "float32" if backend == "ct2" else None)
+    tiny.set_backend(backend, **({"compute_type": "float32"} if backend == "ct2" else {}))
     try:
         options = WhisperDecodeOptions(context="坡子街" * 200, max_tokens_per_second=0, min_new_tokens=6)
         prompt = tiny.decode_prompt(options)
@@ -98,7 +98,7 @@ def test_ct2_and_torch_agree_with_a_prompt_and_the_prompt_changes_decoding(tiny,
 
     torch_tokens = tokens(with_names)
     torch_plain = tokens(plain)
-    tiny.set_backend("ct2", "float32")
+    tiny.set_backend("ct2", compute_type="float32")
     try:
         assert tokens(with_names) == torch_tokens
         assert tiny.transcribe(noise, with_names) == [
