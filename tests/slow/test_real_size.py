@@ -53,6 +53,7 @@ MODELS = [
     pytest.param("sensevoice-small", id="sensevoice-small"),
     pytest.param("qwen3-asr-0.6b", id="qwen3-asr-0.6b"),
     pytest.param("glm-asr-nano", id="glm-asr-nano"),
+    pytest.param("fun-asr-nano", id="fun-asr-nano"),
     pytest.param("qwen3-asr-1.7b", id="qwen3-asr-1.7b", marks=pytest.mark.huge),
     pytest.param("whisper-large-v3-turbo", id="whisper-large-v3-turbo", marks=pytest.mark.huge),
     pytest.param("whisper-large-v3", id="whisper-large-v3", marks=pytest.mark.huge),
@@ -61,7 +62,7 @@ HUGE = ("whisper-large-v3-turbo", "whisper-large-v3")
 # Speech-LLMs in CI at 2 layers per stack (every width, head count, vocabulary and the tokenizer
 # real): at full depth their evaluate + LoRA + export would take far longer on 2 cores.
 # qwen3-asr-1.7b (huge) runs at full depth, in its own processes.
-LAYERS = {"qwen3-asr-0.6b": 2, "glm-asr-nano": 2}
+LAYERS = {"qwen3-asr-0.6b": 2, "glm-asr-nano": 2, "fun-asr-nano": 2}
 # Measured on 2 shared cores (load ~5), whole test: qwen3-asr-0.6b 4 min (full fine-tuning 1.5 min
 # of it); glm-asr-nano 18 min, of which full fine-tuning 9 min (its 30 s-padded audio and 2048-wide
 # LLM): glm's full fine-tuning step runs only under make test-real-size.
@@ -111,6 +112,21 @@ def _run(argv: list[str], timings: dict[str, float], step: str, isolated: bool =
         assert main(argv) == 0, argv
     timings[step] = round(time.perf_counter() - start, 1)
     gc.collect()
+
+
+def _plain_funasr_matches(export: Path, manifest: Path, out: Path, timings: dict[str, float]) -> None:
+    """The export, decoded by funasr alone in its own process, gives ``asr evaluate``'s text."""
+    from asr.data.manifest import read_manifest
+    from tests.e2e.speech_llm_runs import evaluate_rows, funasr_postprocess, plain_funasr_texts
+
+    start = time.perf_counter()
+    ours = [r["prediction_raw"] for r in evaluate_rows(export, manifest, out, "--no-guard")]
+    timings["evaluate_export"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    plain = plain_funasr_texts(export, [u.audio for u in read_manifest(manifest)])
+    timings["plain_funasr"] = round(time.perf_counter() - start, 1)
+    assert len(ours) == 2
+    assert plain == [funasr_postprocess(t) for t in ours]
 
 
 def _metrics(out: Path) -> dict:
@@ -191,6 +207,8 @@ def test_real_size(
     assert reloaded.family == family
     del reloaded
     gc.collect()
+    if family == "fun_asr_nano":
+        _plain_funasr_matches(export, demo_data / "test-2.jsonl", tmp_path / "eval-export", timings)
 
     if family == "whisper":
         _run(
