@@ -4,7 +4,8 @@ The replicas (:mod:`tests.model_factory`, ``size="real"``) are laid out like the
 real configs, tokenizers and weight formats, and random weights. For every model: load by
 registry name (``ASR_MODELS_DIR``) and by directory, ``asr evaluate`` (4 demo clips), LoRA
 fine-tuning (2 steps), full fine-tuning (1 step, where it fits in memory), ``asr export`` of
-the LoRA run's ``best/`` and a reload of the export, and for Whisper the CTranslate2 backend.
+the LoRA run's ``best/`` and a reload of the export, for Whisper the CTranslate2 backend, and for
+Fun-ASR-Nano a decode of the export by funasr alone (its own process) to ``asr evaluate``'s text.
 
 Costs on 2 CPU cores are in the parametrize list; whisper-large-v3 and -turbo and
 qwen3-asr-1.7b are ``huge`` (deselected by default, see conftest.py). The speech-LLMs in the
