@@ -51,6 +51,10 @@ from funasr import AutoModel
 
 # WavFrontend dithers by default (random features); the export is decoded without, as asr evaluate does
 model = AutoModel(model=".", device="cpu", disable_update=True, hub="hf", frontend_conf={"dither": 0.0})
+# The LLM in fp32 from the start, as asr evaluate runs it on CPU: funasr builds it in the config's
+# llm_dtype (the release's bf16; the config file wins over a keyword) and casts it to fp32 only after
+# embedding the first clip's prompt, which is then bf16-rounded.
+model.model.llm.float()
 texts = []
 for path in sys.argv[1:]:
     res = model.generate(input=[path], language="中文", itn=False, max_length=512)

@@ -122,11 +122,21 @@ def _run(argv: list[str], timings: dict[str, float], step: str, isolated: bool =
 
 def _plain_funasr_matches(export: Path, manifest: Path, out: Path, timings: dict[str, float]) -> None:
     """The export, decoded by funasr alone in its own process, gives ``asr evaluate``'s text."""
+    import torch
+
     from asr.data.manifest import read_manifest
     from tests.e2e.speech_llm_runs import evaluate_rows, funasr_postprocess, plain_funasr_texts
 
+    # as the plain process decodes: one clip at a time, one thread (over 512 unguarded tokens a random
+    # model's near-ties would flip on any difference in rounding)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     start = time.perf_counter()
-    ours = [r["prediction_raw"] for r in evaluate_rows(export, manifest, out, "--no-guard")]
+    try:
+        rows = evaluate_rows(export, manifest, out, "--no-guard", "--batch-size", "1")
+    finally:
+        torch.set_num_threads(threads)
+    ours = [r["prediction_raw"] for r in rows]
     timings["evaluate_export"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     plain = plain_funasr_texts(export, [u.audio for u in read_manifest(manifest)])
