@@ -66,8 +66,9 @@ HUGE = ("whisper-large-v3-turbo", "whisper-large-v3")
 LAYERS = {"qwen3-asr-0.6b": 2, "glm-asr-nano": 2, "fun-asr-nano": 2}
 # Measured on 2 shared cores (load ~5), whole test: qwen3-asr-0.6b 4 min (full fine-tuning 1.5 min
 # of it); glm-asr-nano 18 min, of which full fine-tuning 9 min (its 30 s-padded audio and 2048-wide
-# LLM): glm's full fine-tuning step runs only under make test-real-size. fun-asr-nano: see its
-# FULL_ONLY_HUGE reason and the timings the test prints.
+# LLM): glm's full fine-tuning step runs only under make test-real-size. fun-asr-nano 4.2 min
+# (load average 2-3; evaluate, LoRA, export, reload and the plain-funasr decode of 2 clips at 512
+# tokens), its full fine-tuning step likewise only under make test-real-size.
 FULL_ONLY_HUGE = {  # the full fine-tuning step only under make test-real-size, and why
     "glm-asr-nano": "takes about 9 min on 2 CPU cores",
     "fun-asr-nano": "(all 212 M parameters at 2 layers, 155 M of them the embedding) is not timed in the "
