@@ -17,7 +17,7 @@ in its own child process, so its peak resident memory (``getrusage`` max RSS) is
 Prints a markdown table, saves ``runs/benchmarks/<section>.json`` and rewrites that section of
 BENCHMARKS.md (``footprint``; ``--section footprint-large`` for the large Whispers; ``--no-write``:
 print only). The speech-LLMs (``AUDIO_LLM_MODELS``) are measured on request, in their own section:
-``--models qwen3-asr-0.6b glm-asr-nano --section footprint-audio-llm``.
+``--models qwen3-asr-0.6b glm-asr-nano fun-asr-nano --section footprint-audio-llm``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ DEFAULT_MODELS = (
     "whisper-large-v3",
 )
 # registered but not in the default run: measure with --models (and --section footprint-audio-llm)
-AUDIO_LLM_MODELS = ("qwen3-asr-0.6b", "glm-asr-nano", "qwen3-asr-1.7b")
+AUDIO_LLM_MODELS = ("qwen3-asr-0.6b", "glm-asr-nano", "fun-asr-nano", "qwen3-asr-1.7b")
 PHASES = ("eval", "train")
 TITLE = "Footprint of every model at its real size"
 

@@ -7,10 +7,6 @@ result decoded by funasr's own ``AutoModel`` in a plain process (no code of ours
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,13 @@ import pytest
 from asr.cli import main
 from asr.data.manifest import read_manifest
 from asr.models import load_model
-from tests.e2e.speech_llm_runs import evaluate_rows, finetune_two_steps, train_texts
+from tests.e2e.speech_llm_runs import (
+    evaluate_rows,
+    finetune_two_steps,
+    funasr_postprocess,
+    plain_funasr_texts,
+    train_texts,
+)
 from tests.model_factory import build
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
@@ -40,22 +42,6 @@ def test_evaluate(demo_data: Path, tmp_path: Path) -> None:
     assert recorded == "岳麓山，橘子洲"  # the hot words given, recorded with the run
 
 
-# The plain process: funasr only, as a user of the export would run it (in the folder: funasr reads
-# llm_conf.init_param_path relative to the working directory).
-PLAIN_DECODE = """
-import json, sys
-from funasr import AutoModel
-
-# WavFrontend dithers by default (random features); the export is decoded without, as asr evaluate does
-model = AutoModel(model=".", device="cpu", disable_update=True, hub="hf", frontend_conf={"dither": 0.0})
-texts = []
-for path in sys.argv[1:]:
-    res = model.generate(input=[path], language="中文", itn=False, max_length=512)
-    texts.append(res[0]["text"])
-print(json.dumps(texts, ensure_ascii=False))
-"""
-
-
 def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) -> None:
     model = build("fun-asr-nano", tmp_path / "model", texts=train_texts(few_clips))
     run = tmp_path / "run"
@@ -70,16 +56,5 @@ def test_lora_finetune_export_and_plain_funasr(few_clips: Path, tmp_path: Path) 
     manifest = few_clips / "manifests" / "test.jsonl"
     ours = [r["prediction_raw"] for r in evaluate_rows(export, manifest, tmp_path / "eval", "--no-guard")]
     assert len(ours) == 4
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours importable
-    plain = subprocess.run(
-        [sys.executable, "-c", PLAIN_DECODE, *(str(u.audio) for u in read_manifest(manifest))],
-        capture_output=True,
-        text=True,
-        env={**env, "OMP_NUM_THREADS": "1"},
-        cwd=export,
-        check=True,
-    )
-    # funasr's own post-processing of the decoded tokens: /sil to a space, whitespace runs to one space
-    assert json.loads(plain.stdout.splitlines()[-1]) == [
-        re.sub(r"\s+", " ", t.replace("/sil", " ")) for t in ours
-    ]
+    plain = plain_funasr_texts(export, [u.audio for u in read_manifest(manifest)])
+    assert plain == [funasr_postprocess(t) for t in ours]

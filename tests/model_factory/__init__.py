@@ -19,6 +19,8 @@ Where a real value or file cannot be reproduced offline the family module says s
 - paraformer-large: ``tokens.json`` (8404 entries) and ``seg_dict`` are placeholders;
 - sensevoice-small: the sentencepiece model is a placeholder of the real size (25,055 pieces)
   keeping the tag ids SenseVoiceSmall hard-codes;
+- fun-asr-nano: no CTC (timestamp) decoder or its tokenizer; the Qwen3-0.6B tokenizer is a
+  byte-level BPE of the real size (as below), see :mod:`tests.model_factory.fun_asr_nano`;
 - qwen3-asr-*, glm-asr-nano: the byte-level BPEs (151,643 / 59,246 learned tokens) are built
   offline of the real size (:mod:`tests.model_factory.byte_bpe`), with the special tokens at
   their real ids (placeholders where a name is not public).
@@ -49,6 +51,7 @@ REAL_WRITERS: dict[str, Callable[..., Path]] = {
     "qwen3-asr-0.6b": partial(audio_llm.write_qwen3_asr, "qwen3-asr-0.6b"),
     "qwen3-asr-1.7b": partial(audio_llm.write_qwen3_asr, "qwen3-asr-1.7b"),
     "glm-asr-nano": audio_llm.write_glm_asr,
+    "fun-asr-nano": fun_asr_nano.write_real,
 }
 NAMES = tuple(REAL_WRITERS)
 # speech encoder + LLM models: their transformers model_type (the tiny builder's kind)
@@ -68,6 +71,8 @@ def real_layers(name: str) -> int:
         return FUNASR_LAYERS[name]
     if name in audio_llm.REAL_LAYERS:
         return audio_llm.REAL_LAYERS[name]
+    if name == "fun-asr-nano":
+        return fun_asr_nano.REAL_LAYERS
     raise KeyError(f"no model {name!r}; known: {', '.join(NAMES)}")
 
 
