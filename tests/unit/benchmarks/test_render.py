@@ -21,6 +21,7 @@ from benchmarks import (
     packing,
     scoring,
     training,
+    whole_process,
 )
 
 MIB = 2**20
@@ -208,6 +209,35 @@ CASES = {
             ],
         },
         ["| pipeline | 0.5080 | 86 | 6 | 3 | 282.6 |"],
+    ),
+    whole_process: (
+        {
+            "model": "/m/whisper-base",
+            "threads": 2,
+            "repeats": 2,
+            "sets": [
+                {
+                    "name": "demo test",
+                    "manifest": "t.jsonl",
+                    "n_clips": 20,
+                    "audio_seconds": 52.3,
+                    "seconds": {"d": 7.4, "b": 13.8, "c": 3.5},
+                    "cer": {"d": 0.8877, "b": 2.5668, "c": 0.8877},
+                    "timing": {
+                        "import_seconds": 2.7,
+                        "load_seconds": 1.0,
+                        "decode_seconds": 2.9,
+                        "finish_seconds": 0.4,
+                    },
+                }
+            ],
+        },
+        [
+            "**demo test**: 20 clips (52 s), `t.jsonl`",
+            "| (d) `asr evaluate`, no flags | 7.4 | 0.47x | 0.8877 |",
+            "| (c) faster-whisper BatchedInferencePipeline, clips joined (int8, batch 8) | 3.5 | 1.00x | 0.8877 |",
+            "(d) split: import 2.7 s, load 1.0 s, decode 2.9 s, finish 0.4 s",
+        ],
     ),
 }
 
