@@ -62,20 +62,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decoding language of a multilingual model, e.g. zh or yue (Qwen3-ASR: the forced language)",
     )
     parser.add_argument("--no-guard", action="store_true", help="disable the hallucination guard")
-    parser.add_argument(
-        "--context",
-        default=None,
-        metavar="TEXT|FILE",
-        help="context/hot words for models that take them (Qwen3-ASR, Fun-ASR-Nano; Whisper as its previous-text prompt)",
-    )
-    parser.add_argument(
-        "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
-    )
+    add_decoding_arguments(parser)
     parser.add_argument(
         "--bootstrap", type=non_negative_int, default=1000, help="bootstrap resamples for the CER CI"
     )
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser, context_note: str = "") -> None:
+    """``--context``, ``--max-tokens-per-second`` and each family's own decoding flags (also
+    ``asr serve``'s); :func:`decode_options` reads them."""
+    parser.add_argument(
+        "--context",
+        default=None,
+        metavar="TEXT|FILE",
+        help="context/hot words for models that take them (Qwen3-ASR, Fun-ASR-Nano; Whisper as its "
+        "previous-text prompt)" + context_note,
+    )
+    parser.add_argument(
+        "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
+    )
     for family in family_classes():
         family.add_decode_arguments(parser)
 

@@ -18,25 +18,14 @@ from pathlib import Path
 from asr.arguments import RangeType, non_negative_float, positive_float, positive_int
 from asr.errors import ConfigError
 from asr.models.base import ASRModel
-from asr.models.registry import family_classes
 from asr.models.spec import DecodeOptions
-from recipes.evaluate import decode_options
+from recipes.evaluate import add_decoding_arguments, decode_options
 from recipes.transcribe import add_engine_arguments, load
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser)
-    parser.add_argument(
-        "--context",
-        default=None,
-        metavar="TEXT|FILE",
-        help="context/hot words for models that take them (Qwen3-ASR); a request's prompt replaces it",
-    )
-    parser.add_argument(
-        "--max-tokens-per-second", type=positive_float, default=DecodeOptions.max_tokens_per_second
-    )
-    for family in family_classes():  # the same decoding flags as asr evaluate
-        family.add_decode_arguments(parser)
+    add_decoding_arguments(parser, "; a request's prompt replaces it")  # as asr evaluate
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
     parser.add_argument("--port", type=RangeType(int, 0, 65535), default=8000, help="0: any free port")
     parser.add_argument(
