@@ -32,6 +32,7 @@ import pytest
 from asr.cli import main
 from tests.e2e.conftest import DEMO, REPO
 from tests.e2e.test_export import TOKEN
+from tests.e2e.test_finetune import _losses
 from tests.unit.export.test_card import write_run
 
 # the in-process reference runs decode with one thread, as the subprocesses (OMP_NUM_THREADS=1)
@@ -612,6 +613,7 @@ def test_finetune_killed_then_resumed(tiny_whisper, few_clips, tmp_path) -> None
     mid-save or mid-step 4), then ``--resume``d: the same losses, adapter weights, best step and
     test CER as an undisturbed run (the in-process test with a KeyboardInterrupt is
     tests/e2e/test_finetune.py; this one kills a real process, so no handler runs)."""
+    import torch
     from safetensors.torch import load_file
 
     from asr.train.finetune_config import load_finetune_config
@@ -635,27 +637,15 @@ def test_finetune_killed_then_resumed(tiny_whisper, few_clips, tmp_path) -> None
     assert not (got / "summary.json").exists()
     _rerun(["finetune", *overrides(got), "--resume"], log)
 
-    def losses(out: Path) -> dict[int, float]:
-        rows = [
-            json.loads(line) for line in (out / "train_log.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
-    assert sorted(losses(got)) == sorted(losses(want)) == [1, 2, 3, 4, 5, 6]
-    for step, loss in losses(want).items():
-        assert losses(got)[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
+    assert sorted(_losses(got)) == sorted(_losses(want)) == [1, 2, 3, 4, 5, 6]
+    for step, loss in _losses(want).items():
+        assert _losses(got)[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
     a = load_file(want / "checkpoint-6" / "adapter_model.safetensors")
     b = load_file(got / "checkpoint-6" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and a
     for key, value in a.items():
-        assert torch_close(b[key], value), key
+        torch.testing.assert_close(b[key], value, rtol=1e-5, atol=1e-6)
     summary_a, summary_b = (json.loads((o / "summary.json").read_text(encoding="utf-8")) for o in (want, got))
     assert summary_b["best_step"] == summary_a["best_step"]
     assert summary_b["test"]["fine_tuned"]["cer"] == summary_a["test"]["fine_tuned"]["cer"]
     assert_nothing_partial(got)
-
-
-def torch_close(x, y) -> bool:
-    import torch
-
-    return bool(torch.allclose(x, y, rtol=1e-5, atol=1e-6))
